@@ -1,0 +1,172 @@
+"""MNIST: find, verify (and when possible download) the four IDX files, hold them as tensors.
+
+The files live where torchvision keeps them, `<data_dir>/MNIST/raw/`, gzipped or not. Their
+decompressed content is checked against the published MD5s, so a truncated, corrupt or
+swapped file is named in a clear error instead of training on garbage.
+"""
+import gzip
+import hashlib
+import shutil
+import struct
+import urllib.request
+from pathlib import Path
+
+import torch
+
+MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/')
+
+# decompressed name -> (MD5 of the decompressed file, shape of the array it holds)
+FILES = {
+    'train-images-idx3-ubyte': ('6bbc9ace898e44ae57da46a324031adb', (60000, 28, 28)),
+    'train-labels-idx1-ubyte': ('a25bea736e30d166cdddb491f175f624', (60000,)),
+    't10k-images-idx3-ubyte': ('2646ac647ad5339dbf082846283269ea', (10000, 28, 28)),
+    't10k-labels-idx1-ubyte': ('27ae3e4e09519cfbb04c329615203637', (10000,)),
+}
+SPLITS = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+          'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+IDX_UBYTE = 0x08  # the only element type MNIST uses
+SPLIT_SEED = 0    # the validation split is the same for every run, so runs compare on the same images
+MEAN, STD = 0.5, 0.5  # the original's Normalize((0.5,), (0.5,))
+
+
+class DataError(Exception):
+    """A data file is missing or wrong; the message names it and says what to do."""
+
+
+def raw_dir(data_dir):
+    return Path(data_dir) / 'MNIST' / 'raw'
+
+
+def parse_idx(content, name='IDX data'):
+    """Bytes of an IDX file -> uint8 tensor of the shape its header declares."""
+    if len(content) < 4:
+        raise DataError(f'{name}: {len(content)} bytes is too short for an IDX file')
+    zero, dtype, ndim = struct.unpack('>HBB', content[:4])
+    if zero != 0 or dtype != IDX_UBYTE or not 1 <= ndim <= 3:
+        raise DataError(f'{name}: not an IDX file of unsigned bytes (header {content[:4].hex()})')
+    shape = struct.unpack(f'>{ndim}I', content[4:4 + 4 * ndim])
+    expected = 4 + 4 * ndim + prod(shape)
+    if len(content) != expected:
+        raise DataError(f'{name}: {len(content)} bytes, but its header declares {expected} '
+                        f'(shape {shape}); the file is truncated or corrupt')
+    return torch.frombuffer(bytearray(content[4 + 4 * ndim:]), dtype=torch.uint8).reshape(shape)
+
+
+def prod(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def read_verified(data_dir, name, download=True):
+    """Decompressed bytes of one MNIST file, checked against its MD5 (downloaded if missing)."""
+    folder = raw_dir(data_dir)
+    plain, packed = folder / name, folder / f'{name}.gz'
+    if not plain.exists() and not packed.exists():
+        if not download:
+            raise DataError(missing_message(folder, name))
+        fetch(packed)
+    path = plain if plain.exists() else packed
+    try:
+        content = gzip.decompress(path.read_bytes()) if path == packed else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f'{path}: cannot be read or decompressed ({e}); delete it and copy or '
+                        f'download it again') from None
+    md5, shape = FILES[name]
+    if hashlib.md5(content).hexdigest() != md5:
+        hint = ''
+        try:
+            found = tuple(parse_idx(content, path.name).shape)
+            if found != shape:
+                hint = f' It holds an array of shape {found}, not {shape}: is it another MNIST file renamed?'
+        except DataError as e:
+            hint = f' {e}.'
+        raise DataError(f'{path}: checksum mismatch (MD5 of its decompressed content is not the '
+                        f'published {md5}).{hint} Replace it with the original file.')
+    return content
+
+
+def missing_message(folder, name):
+    return (f'{folder / name}(.gz) is missing. Copy the four MNIST files '
+            f'({", ".join(f + ".gz" for f in FILES)}) into {folder}/, '
+            f'or run with network access to download them.')
+
+
+def fetch(target):
+    """Download one .gz file from the first mirror that answers, atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for mirror in MIRRORS:
+        try:
+            with urllib.request.urlopen(mirror + target.name, timeout=15) as response:
+                tmp = target.with_suffix('.part')
+                with open(tmp, 'wb') as f:
+                    shutil.copyfileobj(response, f)
+                tmp.replace(target)
+                return
+        except OSError as e:
+            errors.append(f'{mirror}: {e}')
+    raise DataError(missing_message(target.parent, target.name[:-3])
+                    + ' The download failed: ' + '; '.join(errors))
+
+
+def load_mnist(data_dir='data', download=True):
+    """{'train': (images, labels), 'test': (images, labels)}: uint8 (N, 28, 28), int64 (N,)."""
+    out = {}
+    for split, (images_name, labels_name) in SPLITS.items():
+        images = parse_idx(read_verified(data_dir, images_name, download), images_name)
+        labels = parse_idx(read_verified(data_dir, labels_name, download), labels_name)
+        out[split] = images, labels.long()
+    return out
+
+
+def extract(data_dir='data', download=True):
+    """Write the decompressed files beside the .gz ones, the layout torchvision.datasets.MNIST
+    reads offline (the benchmark's baseline and the torchvision comparisons use it)."""
+    for name in FILES:
+        path = raw_dir(data_dir) / name
+        if not path.exists():
+            content = read_verified(data_dir, name, download)
+            tmp = path.with_suffix('.part')
+            tmp.write_bytes(content)
+            tmp.replace(path)
+
+
+def normalize(images):
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1], in exactly the order of
+    torchvision's ToTensor (divide by 255) then Normalize((0.5,), (0.5,))."""
+    return images.unsqueeze(1).float().div(255).sub(MEAN).div(STD)
+
+
+def load_splits(data_dir='data', val_size=5000, device='cpu', train_subset=None, download=True):
+    """Normalised tensors on `device`: {'train', 'val', 'test'} -> (images, labels).
+
+    The validation images are held out of the 60,000 training images by a fixed seeded
+    permutation; the test images are only for reporting. train_subset keeps the first n
+    training images after the split (for quick runs)."""
+    mnist = load_mnist(data_dir, download)
+    images, labels = mnist['train']
+    if not 0 <= val_size < len(labels):
+        raise ValueError(f'val_size must be between 0 and {len(labels) - 1}, got {val_size}')
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val, train = order[:val_size], order[val_size:]
+    if train_subset:
+        train = train[:train_subset]
+    prepared = {'train': (images[train], labels[train]), 'val': (images[val], labels[val]),
+                'test': mnist['test']}
+    return {split: (normalize(x).to(device), y.to(device)) for split, (x, y) in prepared.items()}
+
+
+def batches(images, labels, batch_size, shuffle=False):
+    """Minibatches sliced from tensors already on the device; shuffle draws from torch's
+    global generator, which training seeds at the start of each epoch."""
+    n = len(labels)
+    if shuffle:
+        order = torch.randperm(n, device=labels.device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield images[idx], labels[idx]
+    else:
+        for start in range(0, n, batch_size):
+            yield images[start:start + batch_size], labels[start:start + batch_size]

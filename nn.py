@@ -1,0 +1,389 @@
+"""A small neural-network library written from scratch on torch tensors.
+
+Every layer has a forward pass and a hand-written backward pass. Torch is used as a fast array
+library only: no torch.nn, torch.optim or autograd. The API mirrors PyTorch's where it can, so
+
+    from nn import Net
+    model = Net()
+    probabilities = model(images)        # (N, 10), images (N, 1, 28, 28) or (N, 784)
+
+reads the way a PyTorch user expects. Training differentiates the logits, never a separate
+softmax and log: see `Classifier` and `CrossEntropyLoss`.
+"""
+import math
+
+import torch
+
+__all__ = ['Parameter', 'Module', 'Linear', 'ReLU', 'Softmax', 'Flatten', 'Sequential',
+           'Classifier', 'CrossEntropyLoss', 'Adam', 'Net', 'build_model', 'INITS']
+
+INITS = ('xavier', 'he')
+
+
+class Parameter:
+    """A tensor the optimizer updates, with the gradient that backward writes for it."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = torch.zeros_like(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def numel(self):
+        return self.data.numel()
+
+    def __repr__(self):
+        return f'Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype}, device={self.data.device})'
+
+
+class Module:
+    """Base class: children, parameters and buffers are found from the instance's attributes.
+
+    A subclass implements `forward(x)` (caching what backward needs) and `backward(grad_out)`,
+    which returns the gradient with respect to the input and writes parameter gradients into
+    `Parameter.grad`. Backward never changes weights; the optimizer does that.
+    """
+    buffers = ()  # names of tensor attributes saved in the state dict but not trained
+
+    training = True
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+    def children(self):
+        return [(name, value) for name, value in vars(self).items() if isinstance(value, Module)]
+
+    def named_parameters(self, prefix=''):
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(f'{prefix}{name}.')
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix=''):
+        for name in self.buffers:
+            yield prefix + name, getattr(self, name)
+        for name, child in self.children():
+            yield from child.named_buffers(f'{prefix}{name}.')
+
+    def num_parameters(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.zero_()
+
+    def train(self, mode=True):
+        self.training = mode
+        for _, child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def state_dict(self):
+        """Parameters and buffers by dotted name (`first_layer.weight`), detached copies."""
+        state = {name: p.data.clone() for name, p in self.named_parameters()}
+        state.update((name, b.clone()) for name, b in self.named_buffers())
+        return state
+
+    def load_state_dict(self, state):
+        """Copy tensors into the existing ones (so an optimizer's views stay valid).
+
+        Raises ValueError naming the missing, unexpected or mis-shaped entries."""
+        own = dict(self.named_parameters())
+        own = {name: p.data for name, p in own.items()} | dict(self.named_buffers())
+        missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
+        wrong = [f'{k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}'
+                 for k in own.keys() & state.keys() if state[k].shape != own[k].shape]
+        if missing or unexpected or wrong:
+            raise ValueError(f'state dict does not fit {type(self).__name__}: '
+                             f'missing {sorted(missing)}, unexpected {sorted(unexpected)}, '
+                             f'wrong shape {wrong}')
+        for name, tensor in own.items():
+            tensor.copy_(state[name])
+        return self
+
+    def to(self, device=None, dtype=None):
+        """Move parameters, gradients and buffers; floating dtypes change only where asked."""
+        def move(t):
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+        for p in self.parameters():
+            p.data, p.grad = move(p.data), move(p.grad)
+        for module in self.modules():
+            for name in module.buffers:
+                setattr(module, name, move(getattr(module, name)))
+        return self
+
+    def modules(self):
+        yield self
+        for _, child in self.children():
+            yield from child.modules()
+
+    def extra_repr(self):
+        return ''
+
+    def __repr__(self):
+        lines = [f'({name}): ' + repr(child).replace('\n', '\n  ') for name, child in self.children()]
+        head = f'{type(self).__name__}({self.extra_repr()}'
+        return head + ')' if not lines else head + '\n  ' + '\n  '.join(lines) + '\n)'
+
+
+class Linear(Module):
+    """y = x W^T + b, weight shaped (out_features, in_features) as in PyTorch.
+
+    init: 'xavier' (Glorot uniform, the original project's choice) or 'he' (Kaiming normal,
+    suited to ReLU). Biases start at zero."""
+
+    def __init__(self, in_features, out_features, init='xavier', device=None, dtype=torch.float32):
+        if init not in INITS:
+            raise ValueError(f'init must be one of {INITS}, got {init!r}')
+        if init == 'xavier':
+            bound = math.sqrt(6.0 / (in_features + out_features))
+            weight = torch.empty(out_features, in_features, device=device, dtype=dtype).uniform_(-bound, bound)
+        else:
+            weight = torch.randn(out_features, in_features, device=device, dtype=dtype) * math.sqrt(2.0 / in_features)
+        self.in_features, self.out_features, self.init = in_features, out_features, init
+        self.weight = Parameter(weight)
+        self.bias = Parameter(torch.zeros(out_features, device=device, dtype=dtype))
+
+    def forward(self, x):
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f'Linear({self.in_features}, {self.out_features}) expects input (N, {self.in_features}), '
+                             f'got {tuple(x.shape)}; images for Net are (N, 1, 28, 28), (N, 28, 28) or (N, 784)')
+        self.input = x
+        return torch.addmm(self.bias.data, x, self.weight.data.t())
+
+    def backward(self, grad_out, input_grad=True):
+        """input_grad=False skips dL/dx: the first layer of a network never needs it."""
+        torch.mm(grad_out.t(), self.input, out=self.weight.grad)
+        torch.sum(grad_out, 0, out=self.bias.grad)
+        return grad_out @ self.weight.data if input_grad else None
+
+    def extra_repr(self):
+        return f'in_features={self.in_features}, out_features={self.out_features}, init={self.init!r}'
+
+
+class ReLU(Module):
+    def forward(self, x):
+        self.output = x.clamp_min(0)
+        return self.output
+
+    def backward(self, grad_out):
+        return grad_out * (self.output > 0)
+
+
+class Softmax(Module):
+    """Softmax over the last dimension, shifted by the row maximum so it never overflows."""
+
+    def forward(self, x):
+        self.output = softmax(x)
+        return self.output
+
+    def backward(self, grad_out):
+        # Jacobian-vector product: s * (g - <g, s>)
+        s = self.output
+        return s * (grad_out - (grad_out * s).sum(-1, keepdim=True))
+
+
+class Flatten(Module):
+    """(N, *) -> (N, prod(*)): images (N, 1, 28, 28) become rows of 784."""
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out):
+        return grad_out.reshape(self.input_shape)
+
+
+class Sequential(Module):
+    """Layers applied in order; named with keywords (`Sequential(fc=Linear(2, 3))`) or numbered."""
+
+    def __init__(self, *layers, **named_layers):
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+        for name, layer in named_layers.items():
+            setattr(self, name, layer)
+
+    @property
+    def layers(self):
+        return [layer for _, layer in self.children()]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, grad_out, input_grad=True):
+        return backward_through(self.layers, grad_out, input_grad)
+
+
+class Classifier(Sequential):
+    """A Sequential whose last layer is Softmax.
+
+    Calling it returns probabilities. Training calls `logits(x)` instead and feeds
+    CrossEntropyLoss, whose fused gradient replaces the softmax's. `backward` mirrors
+    whichever of the two passes ran last."""
+
+    def forward(self, x):
+        self.through_softmax = True
+        return super().forward(x)
+
+    def logits(self, x):
+        self.through_softmax = False
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        return x
+
+    def backward(self, grad_out, input_grad=True):
+        layers = self.layers if self.through_softmax else self.layers[:-1]
+        return backward_through(layers, grad_out, input_grad)
+
+
+def backward_through(layers, grad_out, input_grad=True):
+    """Back through `layers` in reverse. input_grad=False stops at the first layer with
+    parameters, which computes only its parameter gradients: nothing needs dL/d(images), and
+    skipping it saves a third of that layer's work."""
+    first = next((i for i, layer in enumerate(layers) if layer.parameters()), 0)
+    stop = 0 if input_grad else first + 1
+    for layer in reversed(layers[stop:]):
+        grad_out = layer.backward(grad_out)
+    return grad_out if input_grad else layers[first].backward(grad_out, input_grad=False)
+
+
+class Net(Classifier):
+    """The reference model: 784-256-128-10 MLP with ReLU and a softmax output."""
+
+    def __init__(self, init='xavier', device=None, dtype=torch.float32):
+        self.config = {'init': init}
+        super().__init__(
+            flatten=Flatten(),
+            first_layer=Linear(784, 256, init, device, dtype),
+            first_activation=ReLU(),
+            second_layer=Linear(256, 128, init, device, dtype),
+            second_activation=ReLU(),
+            output_layer=Linear(128, 10, init, device, dtype),
+            output_activation=Softmax(),
+        )
+
+
+MODELS = {'Net': Net}
+
+
+def build_model(name, **config):
+    """Rebuild a model from the architecture a checkpoint records (`name`, `config`)."""
+    if name not in MODELS:
+        raise ValueError(f'unknown architecture {name!r}; this version knows {sorted(MODELS)}')
+    return MODELS[name](**config)
+
+
+def softmax(x):
+    e = (x - x.amax(-1, keepdim=True)).exp_()
+    return e / e.sum(-1, keepdim=True)
+
+
+def log_softmax(x):
+    shifted = x - x.amax(-1, keepdim=True)
+    return shifted - shifted.exp().sum(-1, keepdim=True).log_()
+
+
+class CrossEntropyLoss(Module):
+    """Mean cross-entropy of logits (N, C) against class indices (N,), as torch's.
+
+    Works on logits through log-softmax, so logits of any magnitude give a finite loss, and
+    the gradient is the fused (softmax - target) / N. label_smoothing mixes the one-hot target
+    with the uniform distribution, as torch's option of that name."""
+
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits, targets):
+        log_p = log_softmax(logits)
+        self.probs, self.targets = log_p.exp(), targets
+        nll = -log_p.gather(1, targets[:, None]).mean()
+        if not self.label_smoothing:
+            return nll
+        return (1 - self.label_smoothing) * nll - self.label_smoothing * log_p.mean()
+
+    def __call__(self, logits, targets):
+        return self.forward(logits, targets)
+
+    def backward(self):
+        n, c = self.probs.shape
+        eps = self.label_smoothing
+        grad = self.probs - eps / c
+        grad[torch.arange(n, device=grad.device), self.targets] -= 1 - eps
+        return grad / n
+
+
+class Adam:
+    """Adam (Kingma & Ba), with optional decoupled weight decay (AdamW, Loshchilov & Hutter).
+
+    On construction the parameters are packed into one flat buffer (each Parameter's data and
+    grad become views of it), so a step is a handful of vector operations whatever the number
+    of layers. Create the optimizer after moving the model to its device, as in PyTorch."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError('Adam got no parameters')
+        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.data, self.grad = pack([p.data for p in self.params]), pack([p.grad for p in self.params])
+        for p, data, grad in zip(self.params, unpack(self.data, self.params), unpack(self.grad, self.params)):
+            p.data, p.grad = data, grad
+        self.exp_avg = torch.zeros_like(self.data)
+        self.exp_avg_sq = torch.zeros_like(self.data)
+        self.steps = 0
+
+    def zero_grad(self):
+        self.grad.zero_()
+
+    def step(self):
+        beta1, beta2 = self.betas
+        self.steps += 1
+        if self.weight_decay:
+            self.data.mul_(1 - self.lr * self.weight_decay)
+        self.exp_avg.lerp_(self.grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
+        # lr/b1 * m / (sqrt(v/b2) + eps), with sqrt(b2) folded into the constants: one op less
+        sqrt_bias2 = math.sqrt(1 - beta2 ** self.steps)
+        denom = self.exp_avg_sq.sqrt().add_(self.eps * sqrt_bias2)
+        self.data.addcdiv_(self.exp_avg, denom, value=-self.lr * sqrt_bias2 / (1 - beta1 ** self.steps))
+
+    def state_dict(self):
+        return {'steps': self.steps, 'exp_avg': self.exp_avg.clone(), 'exp_avg_sq': self.exp_avg_sq.clone(),
+                'lr': self.lr, 'betas': self.betas, 'eps': self.eps, 'weight_decay': self.weight_decay}
+
+    def load_state_dict(self, state):
+        if state['exp_avg'].shape != self.exp_avg.shape:
+            raise ValueError(f'optimizer state holds {state["exp_avg"].numel()} values, '
+                             f'these parameters {self.exp_avg.numel()}')
+        self.exp_avg.copy_(state['exp_avg'])
+        self.exp_avg_sq.copy_(state['exp_avg_sq'])
+        self.steps, self.lr, self.eps, self.weight_decay = state['steps'], state['lr'], state['eps'], state['weight_decay']
+        self.betas = tuple(state['betas'])
+
+
+def pack(tensors):
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unpack(flat, params):
+    views, offset = [], 0
+    for p in params:
+        views.append(flat[offset:offset + p.numel()].view(p.shape))
+        offset += p.numel()
+    return views

@@ -1,0 +1,285 @@
+"""Train a from-scratch model on MNIST: importable functions (the notebook calls them) and a CLI.
+
+    python train.py                      # the original recipe: 30 epochs, batch 64, Adam 1e-3
+    python train.py --resume model_checkpoints/last.pth
+
+Each epoch records a history row (CSV beside the checkpoints). When validation accuracy
+improves, the model is saved as best_model_epoch_{E}_acc_{A:.4f}.pth (A in percent); every
+epoch also refreshes last.pth, the point to resume from. All writes are atomic.
+"""
+import argparse
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+import nn
+from data import DataError, batches, load_splits
+from evaluate import evaluate
+
+CHECKPOINT_PATTERN = re.compile(r'best_model_epoch_(\d+)_acc_([\d.]+)\.pth$')
+LAST_CHECKPOINT = 'last.pth'
+HISTORY_FILE = 'training_history.csv'
+RECIPE = ('batch_size', 'lr', 'seed', 'init', 'val_size', 'select_on', 'train_subset')
+
+
+@dataclass
+class Config:
+    epochs: int = field(default=30, metadata={'help': 'epochs to train'})
+    batch_size: int = field(default=64, metadata={'help': 'minibatch size'})
+    lr: float = field(default=1e-3, metadata={'help': 'Adam learning rate'})
+    seed: int = field(default=0, metadata={'help': 'seed for initialisation, shuffling and everything random'})
+    device: str = field(default='auto', metadata={'help': "'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', ..."})
+    init: str = field(default='xavier', metadata={'help': f'weight initialisation, one of {nn.INITS}'})
+    data_dir: str = field(default='data', metadata={'help': 'folder holding MNIST/raw/'})
+    checkpoint_dir: str = field(default='model_checkpoints', metadata={'help': 'where checkpoints and the history CSV go'})
+    val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection'})
+    select_on: str = field(default='val', metadata={'help': "split that picks the best checkpoint: 'val', or 'test' as the original did"})
+    train_subset: int = field(default=0, metadata={'help': 'train on only this many images (0: all)'})
+    resume: str = field(default='', metadata={'help': 'checkpoint to continue from (e.g. model_checkpoints/last.pth)'})
+    dry_run: bool = field(default=False, metadata={'help': 'one epoch of a few batches, nothing saved: checks the set-up'})
+    progress: bool = field(default=True, metadata={'help': 'show progress bars'})
+
+
+class TrainingError(Exception):
+    """Training cannot go on; the message says why and what to do."""
+
+
+def resolve_device(name):
+    if name != 'auto':
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device('cuda')
+    if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():
+        return torch.device('mps')
+    return torch.device('cpu')
+
+
+def epoch_seed(seed, epoch):
+    """Each epoch reseeds torch from (seed, epoch), so a resumed run draws what an
+    uninterrupted one would have drawn."""
+    return seed * 1_000_003 + epoch
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def save_checkpoint(path, checkpoint):
+    """Write to a temporary file in the same folder, flush to disk, then rename: a crash or
+    Ctrl-C leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    with open(tmp, 'wb') as f:
+        torch.save(checkpoint, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location='cpu'):
+    """A checkpoint dict, loaded safely (weights_only) onto `map_location`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'checkpoint {path} does not exist; train one with `python train.py` '
+                                f'or point to an existing .pth file')
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise ValueError(f'checkpoint {path} cannot be read ({type(e).__name__}: {e}); '
+                         f'it is corrupt or not a checkpoint of this project') from None
+    if not isinstance(checkpoint, dict) or 'model' not in checkpoint or 'architecture' not in checkpoint:
+        raise ValueError(f'checkpoint {path} is not a checkpoint of this project (no model state or architecture)')
+    return checkpoint
+
+
+def find_best_checkpoint(folder='model_checkpoints'):
+    """The best_model_*.pth with the highest accuracy in its name (latest epoch on ties), or None."""
+    candidates = []
+    for path in Path(folder).glob('best_model_epoch_*_acc_*.pth'):
+        match = CHECKPOINT_PATTERN.search(path.name)
+        if match:
+            candidates.append((float(match[2]), int(match[1]), path))
+    return max(candidates)[2] if candidates else None
+
+
+def model_from_checkpoint(checkpoint, device='cpu'):
+    arch = checkpoint['architecture']
+    model = nn.build_model(arch['name'], **arch['config']).to(device)
+    model.load_state_dict(checkpoint['model'])
+    return model.eval()
+
+
+def best_checkpoint_name(epoch, accuracy):
+    return f'best_model_epoch_{epoch}_acc_{100 * accuracy:.4f}.pth'
+
+
+# ---------------------------------------------------------------- training
+
+def train_epoch(model, optimizer, criterion, images, labels, batch_size, progress=True, desc='train'):
+    """One pass over shuffled minibatches. Returns mean loss, accuracy and the mean L2 norm of
+    each weight's gradient over the epoch's steps."""
+    weights = [(name, p) for name, p in model.named_parameters() if name.endswith('weight')]
+    loss_sum = torch.zeros((), device=labels.device)
+    correct = torch.zeros((), device=labels.device, dtype=torch.long)
+    norm_sum = torch.zeros(len(weights), device=labels.device)
+    steps = math.ceil(len(labels) / batch_size)
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit='batch')
+    for step, (x, y) in enumerate(batches(images, labels, batch_size, shuffle=True), 1):
+        logits = model.logits(x)
+        loss = criterion(logits, y)
+        model.backward(criterion.backward(), input_grad=False)
+        optimizer.step()
+        loss_sum += loss * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        norm_sum += torch.stack([torch.linalg.vector_norm(p.grad) for _, p in weights])
+        bar.update()
+        if step % 50 == 0 or step == steps:
+            seen = min(step * batch_size, len(labels))
+            running_loss = loss_sum.item() / seen
+            if not math.isfinite(running_loss):
+                bar.close()
+                raise TrainingError(f'the training loss became {running_loss} at step {step} of {desc}; '
+                                    f'lower the learning rate (--lr) or check the input data')
+            bar.set_postfix(loss=f'{running_loss:.4f}', acc=f'{correct.item() / seen:.4f}')
+    bar.close()
+    n = len(labels)
+    grad_norms = {f'grad_norm_{name.removesuffix(".weight")}': v / steps
+                  for (name, _), v in zip(weights, norm_sum.tolist())}
+    return {'train_loss': loss_sum.item() / n, 'train_acc': correct.item() / n, **grad_norms}
+
+
+def train(config=None, **overrides):
+    """Train as `config` (a Config, or keyword overrides of its defaults) says.
+
+    Returns a dict: history (DataFrame), best_checkpoint (Path or None in a dry run) and
+    test (the Evaluation of the best checkpoint on the test set)."""
+    config = config or Config()
+    config = Config(**{**asdict(config), **overrides})
+    device = resolve_device(config.device)
+    checkpoint = load_checkpoint(config.resume, device) if config.resume else None
+    if checkpoint:  # continue the same recipe; only the length, device and folders may change
+        config = Config(**{**asdict(config), **{k: checkpoint['config'][k] for k in RECIPE}})
+    check_config(config)
+    data = load_splits(config.data_dir, config.val_size, device, config.train_subset or None)
+    select = config.select_on
+    if config.dry_run:
+        data['train'] = tuple(t[:10 * config.batch_size] for t in data['train'])
+        config.epochs = 1
+
+    torch.manual_seed(config.seed)
+    model = nn.Net(init=config.init).to(device)
+    optimizer = nn.Adam(model.parameters(), lr=config.lr)
+    criterion = nn.CrossEntropyLoss()
+    history, start_epoch, best = [], 1, {'epoch': 0, 'accuracy': -1.0, 'path': None}
+    if checkpoint:
+        model.load_state_dict(checkpoint['model'])
+        optimizer.load_state_dict(checkpoint['optimizer'])
+        history, best = checkpoint['history'], checkpoint['best']
+        start_epoch = checkpoint['epoch'] + 1
+        print(f'Resuming from {config.resume} after epoch {checkpoint["epoch"]}')
+
+    folder = Path(config.checkpoint_dir)
+    print(f'Training {type(model).__name__} ({model.num_parameters():,} parameters) on {device} for '
+          f'{config.epochs} epochs: {len(data["train"][1]):,} train / {len(data["val"][1]):,} val / '
+          f'{len(data["test"][1]):,} test images')
+    start_time = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs + 1):
+        torch.manual_seed(epoch_seed(config.seed, epoch))
+        tic = time.perf_counter()
+        row = {'epoch': epoch, 'lr': optimizer.lr}
+        row |= train_epoch(model, optimizer, criterion, *data['train'], config.batch_size,
+                           config.progress, desc=f'epoch {epoch}/{config.epochs}')
+        for split in ('val', 'test'):
+            if len(data[split][1]):
+                result = evaluate(model, *data[split])
+                row |= {f'{split}_loss': result.loss, f'{split}_acc': result.accuracy}
+            else:
+                row |= {f'{split}_loss': math.nan, f'{split}_acc': math.nan}
+        row['epoch_time'] = time.perf_counter() - tic
+        history.append(row)
+        improved = row[f'{select}_acc'] > best['accuracy']
+        print(f'epoch {epoch:3d}/{config.epochs}  loss {row["train_loss"]:.4f}  train {row["train_acc"]:.4f}  '
+              f'val {row["val_acc"]:.4f}  test {row["test_acc"]:.4f}  {row["epoch_time"]:.1f}s'
+              + ('  * best' if improved else ''), flush=True)
+        if config.dry_run:
+            continue
+        checkpoint = {
+            'format_version': 1,
+            'architecture': {'name': type(model).__name__, 'config': model.config},
+            'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+            'epoch': epoch, 'metrics': row, 'config': asdict(config), 'history': history,
+        }
+        if improved:
+            previous = best['path']
+            best = {'epoch': epoch, 'accuracy': row[f'{select}_acc'],
+                    'path': str(folder / best_checkpoint_name(epoch, row[f'{select}_acc']))}
+            save_checkpoint(best['path'], checkpoint | {'best': best})
+            if previous and previous != best['path'] and Path(previous).exists():
+                Path(previous).unlink()  # only after the new best is safely on disk
+        save_checkpoint(folder / LAST_CHECKPOINT, checkpoint | {'best': best})
+        pd.DataFrame(history).to_csv(folder / HISTORY_FILE, index=False)
+    total = time.perf_counter() - start_time
+
+    history = pd.DataFrame(history)
+    if config.dry_run:
+        print(f'Dry run finished in {total:.1f}s; nothing saved.')
+        return {'history': history, 'best_checkpoint': None, 'test': evaluate(model, *data['test'])}
+    best_model = model_from_checkpoint(load_checkpoint(best['path'], device), device)
+    test = evaluate(best_model, *data['test'])
+    print(f'Finished in {total:.1f}s. Best checkpoint: {best["path"]} (epoch {best["epoch"]}, '
+          f'{select} accuracy {best["accuracy"]:.4f}); test accuracy {test.accuracy:.4f}')
+    return {'history': history, 'best_checkpoint': Path(best['path']), 'test': test}
+
+
+def check_config(config):
+    problems = []
+    if config.epochs < 1 or config.batch_size < 1 or config.lr <= 0:
+        problems.append('epochs, batch size and learning rate must be positive')
+    if config.init not in nn.INITS:
+        problems.append(f'init must be one of {nn.INITS}')
+    if config.select_on not in ('val', 'test'):
+        problems.append("select_on must be 'val' or 'test'")
+    if config.select_on == 'val' and config.val_size == 0:
+        problems.append("with val_size 0 there is nothing to select on: use select_on 'test'")
+    if problems:
+        raise ValueError('; '.join(problems))
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(Config):
+        flag = '--' + f.name.replace('_', '-')
+        if f.type is bool or f.type == 'bool':
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata['help'])
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=f.metadata['help'])
+    return Config(**vars(parser.parse_args(argv)))
+
+
+def main(argv=None):
+    config = parse_args(argv)
+    try:
+        train(config)
+    except KeyboardInterrupt:
+        last = Path(config.checkpoint_dir) / LAST_CHECKPOINT
+        print(f'\nInterrupted. Checkpoints already written are intact; continue with '
+              f'`python train.py --resume {last}`.', file=sys.stderr)
+        return 130
+    except (DataError, TrainingError, ValueError, FileNotFoundError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
