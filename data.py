@@ -147,15 +147,20 @@ def load_splits(data_dir='data', val_size=5000, device='cpu', train_subset=None,
     training images after the split (for quick runs)."""
     mnist = load_mnist(data_dir, download)
     images, labels = mnist['train']
-    if not 0 <= val_size < len(labels):
-        raise ValueError(f'val_size must be between 0 and {len(labels) - 1}, got {val_size}')
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    val, train = order[:val_size], order[val_size:]
+    train, val = split_indices(len(labels), val_size)
     if train_subset:
         train = train[:train_subset]
     prepared = {'train': (images[train], labels[train]), 'val': (images[val], labels[val]),
                 'test': mnist['test']}
     return {split: (normalize(x).to(device), y.to(device)) for split, (x, y) in prepared.items()}
+
+
+def split_indices(n, val_size):
+    """(train, val) indices of n images: a fixed seeded permutation, the same for every run."""
+    if not 0 <= val_size < n:
+        raise ValueError(f'val_size must be between 0 and {n - 1}, got {val_size}')
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return order[val_size:], order[:val_size]
 
 
 def batches(images, labels, batch_size, shuffle=False):

@@ -147,7 +147,7 @@ class Linear(Module):
     init: 'xavier' (Glorot uniform, the original project's choice) or 'he' (Kaiming normal,
     suited to ReLU). Biases start at zero."""
 
-    def __init__(self, in_features, out_features, init='xavier', device=None, dtype=torch.float32):
+    def __init__(self, in_features, out_features, init='xavier', device=None, dtype=None):
         if init not in INITS:
             raise ValueError(f'init must be one of {INITS}, got {init!r}')
         if init == 'xavier':
@@ -163,6 +163,9 @@ class Linear(Module):
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(f'Linear({self.in_features}, {self.out_features}) expects input (N, {self.in_features}), '
                              f'got {tuple(x.shape)}; images for Net are (N, 1, 28, 28), (N, 28, 28) or (N, 784)')
+        if x.dtype != self.weight.data.dtype:
+            raise ValueError(f'input is {x.dtype} but the layer is {self.weight.data.dtype}: convert one of '
+                             f'them (x.to(dtype) or model.to(dtype=...))')
         self.input = x
         return torch.addmm(self.bias.data, x, self.weight.data.t())
 
@@ -182,7 +185,8 @@ class ReLU(Module):
         return self.output
 
     def backward(self, grad_out):
-        return grad_out * (self.output > 0)
+        # the output is >= 0, so its sign is the 0/1 derivative, with no bool-to-float copy
+        return grad_out * self.output.sign()
 
 
 class Softmax(Module):
@@ -267,7 +271,7 @@ def backward_through(layers, grad_out, input_grad=True):
 class Net(Classifier):
     """The reference model: 784-256-128-10 MLP with ReLU and a softmax output."""
 
-    def __init__(self, init='xavier', device=None, dtype=torch.float32):
+    def __init__(self, init='xavier', device=None, dtype=None):
         self.config = {'init': init}
         super().__init__(
             flatten=Flatten(),

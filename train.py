@@ -37,15 +37,20 @@ class Config:
     lr: float = field(default=1e-3, metadata={'help': 'Adam learning rate'})
     seed: int = field(default=0, metadata={'help': 'seed for initialisation, shuffling and everything random'})
     device: str = field(default='auto', metadata={'help': "'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', ..."})
-    init: str = field(default='xavier', metadata={'help': f'weight initialisation, one of {nn.INITS}'})
+    init: str = field(default='xavier', metadata={'help': 'weight initialisation', 'choices': nn.INITS})
     data_dir: str = field(default='data', metadata={'help': 'folder holding MNIST/raw/'})
     checkpoint_dir: str = field(default='model_checkpoints', metadata={'help': 'where checkpoints and the history CSV go'})
     val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection'})
-    select_on: str = field(default='val', metadata={'help': "split that picks the best checkpoint: 'val', or 'test' as the original did"})
+    select_on: str = field(default='val', metadata={'help': 'split that picks the best checkpoint (test: as the original did)',
+                                                    'choices': ('val', 'test')})
     train_subset: int = field(default=0, metadata={'help': 'train on only this many images (0: all)'})
-    resume: str = field(default='', metadata={'help': 'checkpoint to continue from (e.g. model_checkpoints/last.pth)'})
+    resume: str = field(default=None, metadata={'help': 'checkpoint to continue from, e.g. model_checkpoints/last.pth'})
     dry_run: bool = field(default=False, metadata={'help': 'one epoch of a few batches, nothing saved: checks the set-up'})
     progress: bool = field(default=True, metadata={'help': 'show progress bars'})
+
+    def __post_init__(self):  # paths as plain strings, so checkpoints load with weights_only=True
+        self.data_dir, self.checkpoint_dir = str(self.data_dir), str(self.checkpoint_dir)
+        self.resume = str(self.resume) if self.resume else None
 
 
 class TrainingError(Exception):
@@ -258,11 +263,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in fields(Config):
-        flag = '--' + f.name.replace('_', '-')
-        if f.type is bool or f.type == 'bool':
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata['help'])
+        flag, help = '--' + f.name.replace('_', '-'), f.metadata['help']
+        if isinstance(f.default, bool):
+            action = argparse.BooleanOptionalAction if f.default else 'store_true'
+            parser.add_argument(flag, action=action, default=f.default, help=help)
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, help=f.metadata['help'])
+            parser.add_argument(flag, type=f.type, default=f.default, choices=f.metadata.get('choices'), help=help)
     return Config(**vars(parser.parse_args(argv)))
 
 
