@@ -13,7 +13,7 @@ DATA_DIR = ROOT / 'data'
 @pytest.fixture(scope='session')
 def mnist():
     try:
-        return data.load_mnist(DATA_DIR, download=False)
+        return data.load_mnist(DATA_DIR)  # downloads the files where the network allows
     except data.DataError as e:
         pytest.fail(f'real MNIST is needed for this test: {e}\n'
                     f'Copy the four files: mkdir -p data/MNIST/raw && cp ../shared/mnist/*.gz data/MNIST/raw/')
