@@ -1,0 +1,145 @@
+"""Each figure on a synthetic history and synthetic predictions: the expected axes and titles,
+and a PNG written when a path is given."""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import plots
+from evaluate import Evaluation
+
+
+def synthetic_history(epochs=6, val=True):
+    """Validation accuracy peaks at epoch 4, test accuracy at epoch 5; without val, NaN as train.py writes."""
+    return pd.DataFrame([
+        {'epoch': e, 'lr': 1e-3, 'train_loss': 1 / e, 'train_acc': 1 - 0.1 / e,
+         'grad_norm_first_layer': 2 / e, 'grad_norm_output_layer': 0.5 / e,
+         'val_loss': 0.5 + abs(e - 4) / 10 if val else math.nan,
+         'val_acc': 0.95 - abs(e - 4) / 100 if val else math.nan,
+         'test_loss': 0.4 + abs(e - 5) / 10, 'test_acc': 0.96 - abs(e - 5) / 100, 'epoch_time': 1.0}
+        for e in range(1, epochs + 1)])
+
+
+def synthetic_evaluation(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    logits = torch.randn(n, 10, generator=g)
+    logits[torch.arange(n), labels] += 3  # mostly right, some wrong
+    probabilities = logits.softmax(1)
+    predictions = probabilities.argmax(1)
+    return Evaluation(loss=0.5, accuracy=(predictions == labels).float().mean().item(),
+                      predictions=predictions, probabilities=probabilities, labels=labels)
+
+
+def images(n=200):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def saved(fig, path):
+    assert path.read_bytes().startswith(b'\x89PNG') and path.stat().st_size > 5000
+    return fig
+
+
+def titles(fig):
+    return [ax.get_title() for ax in fig.axes]
+
+
+def best_line(ax):
+    return [line for line in ax.get_lines() if line.get_label().startswith('best epoch')]
+
+
+def test_training_history_marks_best_validation_epoch(tmp_path):
+    fig = saved(plots.training_history(synthetic_history(), path=tmp_path / 'h.png'), tmp_path / 'h.png')
+    loss_ax, acc_ax = fig.axes
+    assert titles(fig) == ['Loss', 'Accuracy'] and fig.get_suptitle() == 'Training history'
+    assert loss_ax.get_yscale() == 'log' and acc_ax.get_ylabel() == 'accuracy (%)'
+    assert best_line(acc_ax)[0].get_xdata()[0] == 4  # val_acc peaks at epoch 4, test_acc at 5
+    assert {'training', 'validation', 'test'} <= {line.get_label() for line in acc_ax.get_lines()}
+
+
+def test_best_epoch_falls_back_to_test_accuracy_without_validation():
+    history = synthetic_history(val=False)
+    row, column = plots.best_epoch(history)
+    assert (row['epoch'], column) == (5, 'test_acc')
+    fig = plots.training_history(history)
+    assert 'validation' not in {line.get_label() for line in fig.axes[1].get_lines()}
+    fig = plots.combined_metrics(history)
+    assert fig.axes[1].get_ylabel() == 'test accuracy (%)'
+
+
+def test_combined_metrics_has_two_y_axes(tmp_path):
+    fig = saved(plots.combined_metrics(synthetic_history(), path=tmp_path / 'c.png'), tmp_path / 'c.png')
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_title() == 'Training loss and validation accuracy'
+    assert 'training loss' in loss_ax.get_ylabel() and 'validation accuracy' in acc_ax.get_ylabel()
+    assert best_line(loss_ax)[0].get_xdata()[0] == 4
+
+
+def test_gradient_norms_finds_every_layer(tmp_path):
+    history = synthetic_history().assign(grad_norm_middle=0.3)
+    fig = saved(plots.gradient_norms(history, path=tmp_path / 'g.png'), tmp_path / 'g.png')
+    ax, = fig.axes
+    assert ax.get_yscale() == 'log' and ax.get_title() == 'Gradient norm per layer'
+    layers = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith('best')]
+    assert layers == ['first_layer', 'output_layer', 'middle']
+    with pytest.raises(ValueError, match='grad_norm'):
+        plots.gradient_norms(history.drop(columns=['grad_norm_first_layer', 'grad_norm_output_layer',
+                                                    'grad_norm_middle']))
+
+
+def test_confusion_matrix(tmp_path):
+    evaluation = synthetic_evaluation()
+    fig = saved(plots.confusion_matrix(evaluation, path=tmp_path / 'm.png'), tmp_path / 'm.png')
+    count_ax, percent_ax = fig.axes[:2]
+    assert count_ax.get_xlabel() == 'predicted digit' and count_ax.get_ylabel() == 'true digit'
+    assert f'{100 * evaluation.accuracy:.2f}%' in fig.get_suptitle()
+    # the count annotations add up to the number of images
+    assert sum(int(t.get_text()) for t in count_ax.texts) == len(evaluation.labels)
+
+
+def test_prediction_distribution(tmp_path):
+    evaluation = synthetic_evaluation()
+    fig = saved(plots.prediction_distribution(evaluation, path=tmp_path / 'p.png'), tmp_path / 'p.png')
+    hist_ax, count_ax = fig.axes
+    assert titles(fig)[0] == 'Confidence of each prediction' and hist_ax.get_yscale() == 'log'
+    wrong = (evaluation.predictions != evaluation.labels).sum().item()
+    assert f'wrong ({wrong})' in [t.get_text() for t in hist_ax.get_legend().get_texts()]
+    assert [bar.get_height() for bar in count_ax.patches] == [20] * 10
+
+
+def test_sample_predictions_highlights_errors(tmp_path):
+    evaluation = synthetic_evaluation()
+    fig = saved(plots.sample_predictions(evaluation, images(), count=12, columns=6, path=tmp_path / 's.png'),
+                tmp_path / 's.png')
+    assert len(fig.axes) == 12
+    wrong = (evaluation.predictions[:12] != evaluation.labels[:12]).tolist()
+    assert 0 < sum(wrong) < 12
+    for ax, is_wrong in zip(fig.axes, wrong):
+        assert ax.get_title().startswith('true ') and ax.spines['top'].get_visible() == is_wrong
+    assert f'{sum(wrong)} wrong' in fig.get_suptitle()
+
+
+def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
+    evaluation = synthetic_evaluation()
+    fig = saved(plots.confident_mistakes(evaluation, images(), count=5, path=tmp_path / 'x.png'),
+                tmp_path / 'x.png')
+    shown = [ax for ax in fig.axes if ax.get_title()]
+    assert len(shown) == 5
+    confidences = [float(ax.get_title().split('\n')[1].split('= ')[1].rstrip('%')) for ax in shown]
+    assert confidences == sorted(confidences, reverse=True)
+    for ax in shown:
+        true, predicted = ax.get_title().split('\n')[0].removeprefix('true ').split(', pred ')
+        assert true != predicted
+    perfect = synthetic_evaluation()
+    perfect.predictions = perfect.labels
+    assert plots.confident_mistakes(perfect, images()).get_suptitle() == 'No mistakes'
+
+
+def test_data_figures(tmp_path):
+    labels = torch.arange(40) % 10
+    fig = saved(plots.data_samples(images(40), labels, count=16, path=tmp_path / 'd.png'), tmp_path / 'd.png')
+    assert [ax.get_title() for ax in fig.axes][:3] == ['label 0', 'label 1', 'label 2']
+    fig = saved(plots.class_balance({'train': labels, 'test': labels[:10]}, path=tmp_path / 'b.png'),
+                tmp_path / 'b.png')
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ['training (40)', 'test (10)']
