@@ -1,0 +1,265 @@
+"""Draw a digit with the mouse and watch the from-scratch network read it.
+
+    python test_mnist_tkinter.py
+    python test_mnist_tkinter.py --checkpoint model_checkpoints/best_model_epoch_16_acc_97.7600.pth
+    python test_mnist_tkinter.py docs/sample_digit.png      # start by classifying an image file
+
+Each stroke is drawn on the screen and, identically, into an off-screen 280x280 image. That
+image, prepared the way MNIST's digits were (predict.py), is what the model classifies: never
+a screen grab, which display scaling would distort.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+try:
+    import tkinter as tk
+    from tkinter import filedialog, messagebox, ttk
+except ModuleNotFoundError:
+    sys.exit('error: this Python has no tkinter. Install it: Debian/Ubuntu `sudo apt install python3-tk`, '
+             'Fedora `sudo dnf install python3-tkinter`, macOS the python.org installer or '
+             '`brew install python-tk`. Without a window, `python predict.py IMAGE` classifies files.')
+
+from PIL import Image, ImageDraw, ImageTk
+
+from predict import BlankImageError, load_model
+
+CANVAS = 280           # the drawing area, in pixels: 10x MNIST's 28
+PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
+THROTTLE_MS = 60       # at most one prediction this often while drawing; always one on release
+BRUSH = (8, 40, 20)    # brush diameter in pixels: min, max, default
+
+BACKGROUND, CARD, INK_BG = '#eef0f4', '#ffffff', '#111418'
+TEXT, MUTED, ACCENT, BAR, ERROR = '#1d2430', '#6b7485', '#2f6fed', '#d5dae3', '#c0392b'
+FONT = 'DejaVu Sans'
+ROW, CHART_WIDTH, BAR_LEFT, BAR_LENGTH = 21, 340, 20, 262  # the probability chart, in pixels
+
+
+class DigitApp:
+    def __init__(self, root, model, model_error=None, echo=False):
+        self.root, self.model, self.echo = root, model, echo
+        self.image = Image.new('L', (CANVAS, CANVAS), 0)  # what gets classified: white ink on black
+        self.pen = ImageDraw.Draw(self.image)
+        self.last_point, self.pending, self.has_ink, self.shown_file = None, None, False, None
+        root.title('MNIST digit recogniser')
+        root.configure(bg=BACKGROUND)
+        root.resizable(False, False)
+        self.build_styles()
+        self.build_layout()
+        self.brush.set(BRUSH[2])
+        if model:
+            self.status.configure(text=f'Model {model.describe()}', foreground=MUTED)
+        else:
+            self.status.configure(text=model_error, foreground=ERROR)
+        self.show(None)
+        for key in ('c', 'C', '<Escape>'):
+            root.bind(key, lambda event: self.clear())
+
+    # ------------------------------------------------------------ layout
+
+    def build_styles(self):
+        style = ttk.Style(self.root)
+        style.theme_use('clam')
+        style.configure('.', font=(FONT, 10), background=BACKGROUND, foreground=TEXT)
+        style.configure('Card.TFrame', background=CARD)
+        style.configure('Card.TLabel', background=CARD, foreground=TEXT)
+        style.configure('Heading.TLabel', background=CARD, foreground=MUTED, font=(FONT, 9, 'bold'))
+        style.configure('Digit.TLabel', background=CARD, foreground=TEXT, font=(FONT, 64, 'bold'))
+        style.configure('Confidence.TLabel', background=CARD, foreground=MUTED, font=(FONT, 11))
+        style.configure('Status.TLabel', background=BACKGROUND, foreground=MUTED, font=(FONT, 9))
+        style.configure('Hint.TLabel', background=CARD, foreground=MUTED, font=(FONT, 9))
+        style.configure('TButton', padding=(12, 5))
+        style.configure('Card.Horizontal.TScale', background=CARD, troughcolor=BACKGROUND, bordercolor=BAR,
+                        lightcolor=CARD, darkcolor=BAR)
+
+    def build_layout(self):
+        outer = ttk.Frame(self.root, padding=16)
+        outer.grid(sticky='nsew')
+
+        left = ttk.Frame(outer, style='Card.TFrame', padding=14)
+        left.grid(row=0, column=0, sticky='nsew')
+        ttk.Label(left, text='DRAW A DIGIT', style='Heading.TLabel').grid(row=0, column=0, columnspan=3, sticky='w')
+        self.canvas = tk.Canvas(left, width=CANVAS, height=CANVAS, bg=INK_BG, highlightthickness=0,
+                                cursor='pencil')
+        self.canvas.grid(row=1, column=0, columnspan=3, pady=(8, 12))
+        self.canvas.bind('<ButtonPress-1>', self.on_press)
+        self.canvas.bind('<B1-Motion>', self.on_drag)
+        self.canvas.bind('<ButtonRelease-1>', self.on_release)
+
+        ttk.Label(left, text='Brush', style='Card.TLabel').grid(row=2, column=0, sticky='w')
+        self.brush = tk.IntVar()
+        ttk.Scale(left, from_=BRUSH[0], to=BRUSH[1], variable=self.brush, style='Card.Horizontal.TScale',
+                  command=lambda value: self.brush.set(round(float(value)))).grid(row=2, column=1, sticky='ew', padx=8)
+        ttk.Label(left, textvariable=self.brush, width=3, style='Card.TLabel').grid(row=2, column=2, sticky='e')
+        left.columnconfigure(1, weight=1)
+        buttons = ttk.Frame(left, style='Card.TFrame')
+        buttons.grid(row=3, column=0, columnspan=3, sticky='ew', pady=(12, 0))
+        ttk.Button(buttons, text='Clear', command=self.clear).pack(side='left')
+        ttk.Button(buttons, text='Open image…', command=self.open_image).pack(side='right')
+        ttk.Label(left, text='Keys: C or Esc clears the canvas', style='Hint.TLabel').grid(
+            row=4, column=0, columnspan=3, sticky='w', pady=(10, 0))
+
+        right = ttk.Frame(outer, style='Card.TFrame', padding=14)
+        right.grid(row=0, column=1, sticky='nsew', padx=(16, 0))
+        right.columnconfigure(0, weight=1)
+        ttk.Label(right, text='PREDICTION', style='Heading.TLabel').grid(row=0, column=0, sticky='w')
+        ttk.Label(right, text='MODEL INPUT 28×28', style='Heading.TLabel').grid(row=0, column=1, sticky='w')
+        answer = ttk.Frame(right, style='Card.TFrame')
+        answer.grid(row=1, column=0, sticky='nw', pady=(4, 0))
+        self.digit = ttk.Label(answer, style='Digit.TLabel')
+        self.digit.pack(anchor='w')
+        self.confidence = ttk.Label(answer, style='Confidence.TLabel', width=19)  # fixed: the layout never jumps
+        self.confidence.pack(anchor='w')
+        self.preview = tk.Label(right, bg=INK_BG, bd=0)  # exactly the pixels the model gets, enlarged
+        self.preview.grid(row=1, column=1, sticky='ne', pady=(8, 0))
+
+        ttk.Label(right, text='PROBABILITIES', style='Heading.TLabel').grid(row=2, column=0, columnspan=2,
+                                                                            sticky='w', pady=(16, 6))
+        self.chart = tk.Canvas(right, width=CHART_WIDTH, height=10 * ROW, bg=CARD, highlightthickness=0)
+        self.chart.grid(row=3, column=0, columnspan=2, sticky='w')
+        self.bars = []
+        for d in range(10):
+            y = d * ROW + ROW // 2
+            self.chart.create_text(6, y, text=str(d), fill=TEXT, font=(FONT, 10, 'bold'))
+            self.chart.create_rectangle(BAR_LEFT, y - 6, BAR_LEFT + BAR_LENGTH, y + 6, fill=BACKGROUND, width=0)
+            bar = self.chart.create_rectangle(BAR_LEFT, y - 6, BAR_LEFT, y + 6, fill=BAR, width=0)
+            label = self.chart.create_text(CHART_WIDTH, y, text='', fill=MUTED, font=(FONT, 9), anchor='e')
+            self.bars.append((bar, label))
+
+        footer = ttk.Frame(outer)
+        footer.grid(row=1, column=0, columnspan=2, sticky='ew', pady=(10, 0))
+        self.status = ttk.Label(footer, style='Status.TLabel', wraplength=640)
+        self.status.pack(side='left')
+
+    # ------------------------------------------------------------ drawing
+
+    def on_press(self, event):
+        if self.shown_file:  # drawing after opening a file starts a fresh page
+            self.clear()
+        self.last_point = (event.x, event.y)
+        self.stroke(event.x, event.y)
+
+    def on_drag(self, event):
+        if self.last_point is None:
+            return
+        self.stroke(event.x, event.y)
+        if self.pending is None:
+            self.pending = self.root.after(THROTTLE_MS, self.update_prediction)
+
+    def on_release(self, event):
+        self.last_point = None
+        self.update_prediction()
+
+    def stroke(self, x, y):
+        """A round-capped line from the last point to (x, y), on screen and in the image alike."""
+        (x0, y0), width, r = self.last_point, self.brush.get(), self.brush.get() / 2
+        self.canvas.create_line(x0, y0, x, y, width=width, fill='white', capstyle='round', joinstyle='round')
+        self.pen.line([(x0, y0), (x, y)], fill=255, width=width)
+        for cx, cy in ((x0, y0), (x, y)):
+            self.pen.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
+        self.last_point, self.has_ink = (x, y), True
+
+    def clear(self):
+        self.canvas.delete('all')
+        self.pen.rectangle((0, 0, CANVAS, CANVAS), fill=0)
+        self.has_ink, self.shown_file = False, None
+        self.update_prediction()
+
+    # ------------------------------------------------------------ prediction
+
+    def update_prediction(self):
+        if self.pending is not None:
+            self.root.after_cancel(self.pending)
+            self.pending = None
+        if not self.model or not self.has_ink:
+            self.show(None)
+            return
+        try:
+            self.show(self.model.predict(self.image))
+        except BlankImageError:  # a dot too faint or small to count as ink
+            self.show(None)
+
+    def open_image(self, path=None):
+        path = path or filedialog.askopenfilename(
+            title='Classify an image', filetypes=[('Images', '*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp'),
+                                                  ('All files', '*')])
+        if not path:
+            return
+        if not self.model:
+            messagebox.showerror('No model loaded', self.status.cget('text'), parent=self.root)
+            return
+        try:
+            prediction = self.model.predict(path)
+        except (FileNotFoundError, ValueError) as e:
+            messagebox.showerror('Cannot classify this image', str(e), parent=self.root)
+            return
+        self.clear()
+        with Image.open(path) as image:
+            image.thumbnail((CANVAS, CANVAS))
+            self.photo = ImageTk.PhotoImage(image.convert('RGB'))
+        self.canvas.create_image(CANVAS // 2, CANVAS // 2, image=self.photo)
+        self.shown_file = path
+        self.show(prediction)
+
+    def show(self, prediction):
+        """Put a Prediction (or None: nothing to read) on screen: digit, confidence, bars, preview."""
+        if prediction is None:
+            self.digit.configure(text='–', foreground=BAR)
+            hint = 'Draw a digit in\nthe black box' if self.model else 'No model loaded\n(see below)'
+            self.confidence.configure(text=hint)
+            probabilities, model_input = [0.0] * 10, Image.new('L', (28, 28), 0)
+        else:
+            self.digit.configure(text=str(prediction.digit), foreground=TEXT)
+            source = ''
+            if self.shown_file:
+                name = Path(self.shown_file).name
+                source = f'in {name}' if len(name) <= 16 else f'in {name[:15]}…'
+            self.confidence.configure(text=f'{prediction.confidence:.1%} confident\n{source}')
+            probabilities, model_input = prediction.probabilities, Image.fromarray(prediction.model_input)
+        best = max(range(10), key=probabilities.__getitem__) if prediction else None
+        for d, ((bar, label), p) in enumerate(zip(self.bars, probabilities)):
+            x0, y0, _, y1 = self.chart.coords(bar)
+            self.chart.coords(bar, x0, y0, x0 + BAR_LENGTH * p, y1)
+            self.chart.itemconfigure(bar, fill=ACCENT if d == best else BAR)
+            self.chart.itemconfigure(label, text=f'{p:.1%}' if prediction else '')
+        size = 28 * PREVIEW_SCALE
+        self.preview_photo = ImageTk.PhotoImage(model_input.resize((size, size), Image.NEAREST))
+        self.preview.configure(image=self.preview_photo)
+        if self.echo:
+            shown = self.digit.cget('text')
+            print(f'shown: {shown} {self.confidence.cget("text").split()[0]}' if prediction else 'shown: nothing',
+                  flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('image', nargs='?', help='an image file to classify at start, as "Open image…" does')
+    parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/)')
+    parser.add_argument('--echo', action='store_true',
+                        help='also print every prediction the window shows to stdout (the GUI test reads it)')
+    args = parser.parse_args(argv)
+
+    model, model_error = None, None
+    try:
+        model = load_model(args.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        model_error = str(e)
+        print(f'error: {e}', file=sys.stderr)
+    try:
+        root = tk.Tk()
+    except tk.TclError as e:
+        print(f'error: cannot open a window ({e}). Run it in a desktop session, over `ssh -X`, or under '
+              f'Xvfb; `python predict.py IMAGE` classifies image files without a window.', file=sys.stderr)
+        return 1
+    app = DigitApp(root, model, model_error, echo=args.echo)
+    if args.echo:
+        root.wait_visibility(app.canvas)
+        print(f'ready: canvas at {app.canvas.winfo_rootx()},{app.canvas.winfo_rooty()}', flush=True)
+    if args.image:
+        root.after_idle(app.open_image, args.image)
+    root.mainloop()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The drawing app in a real window: an X server (Xvfb), real mouse and key events (xdotool), and the
+prediction the window shows (the app's --echo prints each one as it is put on screen).
+
+    python tests/test_app.py docs/app_screenshot.png    # retake the README's screenshot
+
+Needs `xvfb` and `xdotool` (apt). Without them the tests skip locally and fail in CI (CI set).
+"""
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / 'test_mnist_tkinter.py'
+TITLE = 'MNIST digit recogniser'
+
+# the ten digits as strokes (polylines) in canvas pixels, drawn the way a person moves the mouse
+DIGITS = {
+    0: [[(140, 50), (100, 70), (85, 140), (100, 210), (140, 232), (180, 210), (195, 140), (180, 70), (140, 50)]],
+    1: [[(132, 70), (150, 52), (146, 140), (142, 228)]],
+    2: [[(90, 90), (120, 60), (170, 58), (195, 90), (180, 130), (100, 220), (205, 215)]],
+    3: [[(95, 75), (140, 50), (185, 70), (175, 115), (130, 130), (185, 150), (190, 200), (140, 230), (90, 210)]],
+    4: [[(150, 50), (86, 160), (206, 160)], [(176, 100), (170, 238)]],
+    5: [[(195, 60), (115, 60), (105, 130), (150, 118), (190, 140), (192, 190), (150, 225), (100, 210)]],
+    6: [[(180, 50), (130, 90), (100, 160), (110, 215), (155, 225), (185, 190), (165, 150), (120, 150), (105, 180)]],
+    7: [[(78, 72), (200, 66), (192, 84), (150, 160), (118, 226)]],
+    8: [[(180, 70), (140, 50), (100, 75), (120, 120), (175, 160), (170, 215), (120, 225), (95, 190), (130, 140),
+         (175, 95), (180, 70)]],
+    9: [[(190, 80), (160, 55), (115, 62), (100, 100), (125, 125), (170, 118), (192, 80), (185, 160), (170, 235)]],
+}
+
+
+def require(*tools):
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    try:
+        import tkinter  # noqa: F401
+    except ModuleNotFoundError:
+        missing.append('tkinter (python3-tk)')
+    if missing:
+        message = f'the GUI test needs {", ".join(missing)}: apt-get install xvfb xdotool'
+        if os.environ.get('CI'):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def start_xvfb():
+    """An X server on a display number it picks itself (-displayfd), so parallel runs never clash."""
+    read, write = os.pipe()
+    server = subprocess.Popen(['Xvfb', '-displayfd', str(write), '-screen', '0', '1024x768x24', '-nolisten', 'tcp'],
+                              pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as f:
+        number = f.readline().strip()
+    if not number:
+        server.kill()
+        raise RuntimeError('Xvfb did not start')
+    return server, f':{number}'
+
+
+def interpolate(stroke, step=6):
+    """The points a mouse passes through along a polyline, about `step` pixels apart."""
+    points = [stroke[0]]
+    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        n = max(1, round(max(abs(x1 - x0), abs(y1 - y0)) / step))
+        points += [(round(x0 + (x1 - x0) * i / n), round(y0 + (y1 - y0) * i / n)) for i in range(1, n + 1)]
+    return points
+
+
+class App:
+    """The app as a subprocess on `display`; its --echo lines are collected by a thread."""
+
+    def __init__(self, display, *args):
+        self.env = {**os.environ, 'DISPLAY': display}
+        self.process = subprocess.Popen([sys.executable, str(APP), '--echo', *args], cwd=ROOT, env=self.env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line.strip()) for line in self.process.stdout],
+                         daemon=True).start()
+        ready = self.next_line(timeout=60)
+        while ready.startswith('shown:'):
+            ready = self.next_line(timeout=60)
+        match = re.fullmatch(r'ready: canvas at (\d+),(\d+)', ready)
+        assert match, f'unexpected first output {ready!r}; stderr: {self.stderr()}'
+        self.origin = int(match[1]), int(match[2])
+
+    def next_line(self, timeout=10):
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f'the app printed nothing for {timeout}s; stderr: {self.stderr()}') from None
+
+    def drain(self, quiet=0.6):
+        """Every line printed until the app has been quiet for `quiet` seconds."""
+        lines = []
+        while True:
+            try:
+                lines.append(self.lines.get(timeout=quiet))
+            except queue.Empty:
+                return lines
+
+    def xdotool(self, *args):
+        subprocess.run(['xdotool', *map(str, args)], env=self.env, check=True, timeout=60)
+
+    def moves(self, stroke):
+        ox, oy = self.origin
+        return [arg for x, y in interpolate(stroke) for arg in ('mousemove', ox + x, oy + y, 'sleep', 0.01)]
+
+    def draw(self, strokes):
+        """Press, drag and release along each stroke; returns the last prediction shown."""
+        for stroke in strokes:
+            moves = self.moves(stroke)
+            self.xdotool(*moves[:3], 'mousedown', 1, *moves[3:], 'mouseup', 1)
+        return self.drain()[-1]
+
+    def key(self, name):
+        self.xdotool('key', name)
+        return self.drain()[-1]
+
+    def stderr(self):
+        if self.process.poll() is None:
+            return '(still running)'
+        return self.process.stderr.read()
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        return self.process.stderr.read()
+
+
+@pytest.fixture(scope='module')
+def display():
+    require('Xvfb', 'xdotool')
+    server, name = start_xvfb()
+    yield name
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope='module')
+def app(display):
+    app = App(display)
+    yield app
+    assert 'Traceback' not in app.close()
+
+
+def test_empty_canvas_shows_nothing(display):
+    app = App(display)
+    try:
+        app.xdotool('mousemove', app.origin[0] + 140, app.origin[1] + 140, 'click', 1)  # a click with no drag
+        lines = app.drain()
+    finally:
+        stderr = app.close()
+    assert lines and all(line.startswith('shown:') for line in lines)
+    assert 'Traceback' not in stderr and stderr == ''
+
+
+@pytest.mark.parametrize('digit', DIGITS)
+def test_drawn_digit_is_recognised(app, digit):
+    assert app.key('Escape') == 'shown: nothing'
+    assert re.fullmatch(rf'shown: {digit} \d+\.\d%', app.draw(DIGITS[digit]))
+
+
+def test_prediction_updates_while_drawing_and_c_clears(app):
+    app.key('c')
+    moves = app.moves(DIGITS[7][0])
+    app.xdotool(*moves[:3], 'mousedown', 1, *moves[3:])  # the button is still down
+    during = app.drain(quiet=0.5)
+    assert during and all(re.fullmatch(r'shown: \d \d+\.\d%', line) for line in during)
+    app.xdotool('mouseup', 1)
+    assert app.drain()[-1].startswith('shown: 7 ')
+    assert app.key('c') == 'shown: nothing'
+
+
+def test_open_image_at_start(display):
+    app = App(display, 'docs/sample_digit.png')
+    try:
+        lines = app.drain()
+    finally:
+        stderr = app.close()
+    assert re.fullmatch(r'shown: 3 \d+\.\d%', lines[-1]) and stderr == ''
+
+
+def test_missing_checkpoint_is_a_friendly_message_not_a_traceback(display, tmp_path):
+    app = App(display, '--checkpoint', tmp_path / 'none.pth')
+    try:
+        assert app.draw(DIGITS[7]) == 'shown: nothing'  # no model: drawing works, no prediction, no error
+    finally:
+        stderr = app.close()
+    assert stderr.startswith(f'error: checkpoint {tmp_path / "none.pth"} does not exist; train one with '
+                             f'`python train.py`') and 'Traceback' not in stderr
+
+
+def test_no_display_is_a_clear_error():
+    require()
+    env = {k: v for k, v in os.environ.items() if k != 'DISPLAY'}
+    result = subprocess.run([sys.executable, str(APP)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.startswith('error: cannot open a window') and 'predict.py' in result.stderr
+
+
+def screenshot(path):
+    """Draw a digit in the app under Xvfb and save the window as it looks."""
+    from PIL import ImageGrab
+    server, display = start_xvfb()
+    try:
+        app = App(display)
+        print(app.draw(DIGITS[4]))
+        geometry = subprocess.run(['xdotool', 'search', '--name', TITLE, 'getwindowgeometry', '--shell'],
+                                  env=app.env, capture_output=True, text=True, check=True).stdout
+        g = dict(line.split('=') for line in geometry.split())
+        x, y, width, height = (int(g[k]) for k in ('X', 'Y', 'WIDTH', 'HEIGHT'))
+        ImageGrab.grab(xdisplay=display).crop((x, y, x + width, y + height)).save(path, optimize=True)
+        app.close()
+    finally:
+        server.terminate()
+
+
+if __name__ == '__main__':
+    screenshot(sys.argv[1] if len(sys.argv) > 1 else 'docs/app_screenshot.png')

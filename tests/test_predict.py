@@ -1,0 +1,263 @@
+"""predict.py: MNIST-style preparation of real images, the shipped checkpoint, the CLI and the README example."""
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+import predict
+from data import load_mnist, load_splits, normalize
+from evaluate import evaluate
+from predict import BlankImageError, load_model, preprocess, to_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+SEVEN = [(60, 50), (150, 50), (95, 170)]        # a '7' drawn in the top-left of a 280x280 page
+ONE = [(230, 140), (230, 260)]                  # a '1' in the bottom-right
+
+
+def draw(strokes, size=(280, 280), width=18, ink=0, paper=255):
+    """Dark ink on light paper, each stroke a polyline with round caps and joints."""
+    image = Image.new('L', size, paper)
+    pen = ImageDraw.Draw(image)
+    for stroke in strokes:
+        pen.line(stroke, fill=ink, width=width, joint='curve')
+        for x, y in stroke:
+            pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=ink)
+    return image
+
+
+def centre_of_mass(image):
+    image = image.astype(np.float64)
+    index = np.arange(28)
+    return (image.sum(1) @ index / image.sum(), image.sum(0) @ index / image.sum())
+
+
+def ink_box(image):
+    rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+@pytest.fixture(scope='module')
+def model():
+    return load_model()
+
+
+@pytest.fixture(scope='module')
+def mnist_test():
+    return load_mnist(download=False)['test']
+
+
+# ---------------------------------------------------------------- preprocess
+
+@pytest.mark.parametrize('strokes', [[SEVEN], [ONE]], ids=['seven-top-left', 'one-bottom-right'])
+def test_off_centre_digit_ends_centred_and_20px(strokes):
+    image = to_mnist(draw(strokes))
+    assert image.shape == (28, 28) and image.dtype == np.uint8
+    row, col = centre_of_mass(image)
+    assert abs(row - predict.CENTRE) <= 0.5 and abs(col - predict.CENTRE) <= 0.5  # whole-pixel shifts
+    assert max(ink_box(image)) == 20
+
+
+def test_mnist_centre_is_where_mnist_digits_have_it(mnist_test):
+    rows, cols = zip(*(centre_of_mass(x) for x in mnist_test[0][:500].numpy()))
+    assert abs(np.mean(rows) - predict.CENTRE) < 0.1 and abs(np.mean(cols) - predict.CENTRE) < 0.1
+
+
+@pytest.mark.parametrize('size, expected', [((60, 180), (20, 7)), ((200, 40), (4, 20))], ids=['tall', 'wide'])
+def test_aspect_ratio_kept(size, expected):
+    width, height = size
+    image = Image.new('L', (280, 280), 255)
+    ImageDraw.Draw(image).rectangle((30, 40, 30 + width - 1, 40 + height - 1), fill=0)
+    height_px, width_px = ink_box(to_mnist(image))
+    assert abs(height_px - expected[0]) <= 1 and abs(width_px - expected[1]) <= 1
+
+
+@pytest.mark.parametrize('width', [4, 12, 40])
+def test_thin_and_thick_strokes(model, width):
+    """The same '7' with a fine pen and with a marker: both scaled into the same box, both read as 7."""
+    image = to_mnist(draw([SEVEN], width=width))
+    assert max(ink_box(image)) == 20 and image.max() > 200
+    assert model.predict(draw([SEVEN], width=width)).digit == 7
+
+
+def test_light_and_dark_backgrounds_give_the_same_input():
+    dark_on_light = draw([SEVEN])
+    light_on_dark = draw([SEVEN], ink=255, paper=0)
+    grey_paper = draw([SEVEN], ink=60, paper=200)   # a photo: contrast and background level differ
+    expected = to_mnist(light_on_dark)
+    assert np.array_equal(to_mnist(dark_on_light), expected)
+    assert np.abs(to_mnist(grey_paper).astype(int) - expected).max() <= 2
+
+
+def test_transparent_background_and_arrays():
+    expected = to_mnist(draw([SEVEN]))
+    black_ink = Image.new('RGBA', (280, 280), (0, 0, 0, 0))  # transparent pixels are black too: not all ink
+    black_ink.paste((0, 0, 0, 255), mask=draw([SEVEN], ink=255, paper=0))
+    assert np.array_equal(to_mnist(black_ink), expected)
+    floats = np.asarray(draw([SEVEN]), dtype=np.float32) / 255
+    assert np.array_equal(to_mnist(floats), expected)
+
+
+@pytest.mark.parametrize('image', [
+    Image.new('L', (280, 280), 255), Image.new('L', (280, 280), 0), Image.new('RGB', (50, 80), (120, 130, 140)),
+    np.zeros((28, 28), np.uint8), Image.new('RGBA', (64, 64), (0, 0, 0, 0)),
+    draw([SEVEN], ink=240, paper=250),  # contrast too faint to be ink
+], ids=['white', 'black', 'grey-rgb', 'blank-28x28', 'transparent', 'faint'])
+def test_blank_image_raises(image):
+    with pytest.raises(BlankImageError, match='no ink'):
+        preprocess(image)
+
+
+def test_mnist_image_passes_through_unchanged(mnist_test):
+    images = mnist_test[0][:200]
+    for image in images:
+        assert torch.equal(preprocess(image.numpy()), normalize(image[None])[0])
+    inverted = Image.fromarray(255 - images[0].numpy())  # black on white 28x28: only inverted back
+    assert torch.equal(preprocess(inverted), normalize(images[:1])[0])
+
+
+def test_drawings_of_any_size_and_place_read_like_mnist(model, mnist_test):
+    """MNIST digits redrawn as a person would: dark on a light 280x280 page, anywhere, at any size.
+    Prepared by preprocess they are read as well as the originals; a plain resize to 28x28 is not."""
+    rng = np.random.default_rng(0)
+    images, labels = mnist_test[0][:300].numpy(), mnist_test[1][:300].numpy()
+    pages = []
+    for digit in images:
+        rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
+        crop = Image.fromarray(255 - digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+        scale = rng.uniform(60, 200) / max(crop.size)
+        crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.BICUBIC)
+        page = Image.new('L', (280, 280), 255)
+        page.paste(crop, (int(rng.integers(0, 281 - crop.width)), int(rng.integers(0, 281 - crop.height))))
+        pages.append(page)
+    original = np.mean([p.digit for p in model.predict_batch(list(images))] == labels)
+    prepared = np.mean([p.digit for p in model.predict_batch(pages)] == labels)
+    naive = normalize(torch.from_numpy(255 - np.stack([np.asarray(p.resize((28, 28), Image.LANCZOS)) for p in pages])))
+    plain_resize = (model.network(naive).argmax(1).numpy() == labels).mean()
+    print(f'accuracy on 300 test digits: as MNIST {original:.3f}, redrawn and prepared {prepared:.3f}, '
+          f'redrawn and plainly resized {plain_resize:.3f}')
+    assert prepared >= original - 0.02, (prepared, original)
+    assert plain_resize < prepared - 0.2, (plain_resize, prepared)
+
+
+# ---------------------------------------------------------------- the model
+
+def test_predict_returns_digit_confidence_and_ten_probabilities(model):
+    prediction = model.predict(draw([ONE]))
+    assert prediction.digit == 1
+    assert len(prediction.probabilities) == 10 and abs(sum(prediction.probabilities) - 1) < 1e-5
+    assert prediction.confidence == max(prediction.probabilities)
+    assert prediction.top(3)[0] == (1, prediction.confidence) and len(prediction.top(3)) == 3
+    assert np.array_equal(prediction.model_input, to_mnist(draw([ONE])))
+    batch = model.predict_batch([draw([SEVEN]), draw([ONE]), ROOT / 'docs' / 'sample_digit.png'])
+    assert [p.digit for p in batch] == [7, 1, 3]
+
+
+def test_load_model_reports_its_checkpoint(model):
+    saved = torch.load(model.checkpoint, weights_only=True)
+    assert model.checkpoint.name == Path(saved['best']['path']).name
+    assert model.val_accuracy == saved['metrics']['val_acc'] and model.epoch == saved['epoch']
+    assert f'{100 * model.val_accuracy:.4f}' in model.checkpoint.name  # the file name states it
+    assert f'val acc {100 * model.val_accuracy:.2f}%' in model.describe() and model.checkpoint.name in model.describe()
+
+
+def test_checkpoint_saved_on_a_gpu_loads_on_a_cpu(tmp_path, model):
+    """torch.save records each tensor's device; load_model maps a GPU run's checkpoint onto the CPU."""
+    saved = torch.load(model.checkpoint, weights_only=True)
+    with mock.patch.object(torch.serialization, 'location_tag', lambda storage: 'cuda:0'):
+        torch.save(saved, tmp_path / 'gpu.pth')  # what a training run on a GPU writes
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='CUDA'):  # the plain torch.load a user might try
+            torch.load(tmp_path / 'gpu.pth', weights_only=True)
+    assert load_model(tmp_path / 'gpu.pth').predict(ROOT / 'docs' / 'sample_digit.png').digit == 3
+
+
+def test_readme_states_the_shipped_checkpoints_test_accuracy():
+    readme = (ROOT / 'README.md').read_text()
+    line = re.search(r'Shipped checkpoint: (model_checkpoints/best_model_\S+\.pth) — test accuracy '
+                     r'(\d+\.\d\d)% \(10,000 test images\)\.', readme)
+    assert line, 'README.md has no line "Shipped checkpoint: model_checkpoints/<file> — test accuracy NN.NN% (10,000 test images)."'
+    model = load_model(ROOT / line[1])
+    images, labels = load_splits(download=False)['test']
+    assert len(labels) == 10_000
+    accuracy = evaluate(model.network, images, labels).accuracy
+    assert f'{100 * accuracy:.2f}' == line[2], f'measured {100 * accuracy:.2f}%, README states {line[2]}%'
+    assert subprocess.run(['git', 'ls-files', '--error-unmatch', line[1]], cwd=ROOT,
+                          capture_output=True).returncode == 0, f'{line[1]} is not committed'
+
+
+def test_readme_programmatic_example_runs(monkeypatch):
+    readme = (ROOT / 'README.md').read_text()
+    section = re.search(r'^## Predict from Python\n(.*?)(?=^## |\Z)', readme, re.M | re.S)
+    assert section, 'README.md has no "## Predict from Python" section'
+    code = re.search(r'```python\n(.*?)```', section[1], re.S)
+    assert code, 'the "Predict from Python" section has no ```python block'
+    monkeypatch.chdir(ROOT)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code[1], {'__name__': '__readme__'})
+    assert re.search(r'^3 \(\d+\.\d%\)$', out.getvalue(), re.M), out.getvalue()  # docs/sample_digit.png is a 3
+
+
+# ---------------------------------------------------------------- command line
+
+def run_cli(*args):
+    result = subprocess.run([sys.executable, 'predict.py', *map(str, args)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert 'Traceback' not in result.stderr, result.stderr
+    return result
+
+
+def test_cli_prints_one_line_per_file_and_names_each_problem(tmp_path):
+    draw([SEVEN]).save(tmp_path / 'seven.png')
+    (tmp_path / 'notes.png').write_text('not an image')
+    Image.new('L', (100, 100), 255).save(tmp_path / 'blank.png')
+    result = run_cli(tmp_path / 'seven.png', tmp_path / 'missing.png', tmp_path / 'notes.png',
+                     tmp_path / 'blank.png', 'docs/sample_digit.png', '--top', '3')
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert re.fullmatch(rf'{re.escape(str(tmp_path / "seven.png"))}: 7 \(\d+\.\d%\), \d \(\d+\.\d%\), \d \(\d+\.\d%\)', lines[0])
+    assert lines[1].startswith('docs/sample_digit.png: 3 (')
+    errors = result.stderr.splitlines()
+    assert errors == [f'error: {tmp_path / "missing.png"}: no such file',
+                      f'error: {tmp_path / "notes.png"}: not an image that can be read ' + errors[1].split('read ', 1)[1],
+                      f'error: {tmp_path / "blank.png"}: ' + errors[2].split(': ', 2)[2]]
+    assert 'no ink' in errors[2]
+
+
+def test_cli_success_exit_code():
+    result = run_cli('docs/sample_digit.png')
+    assert result.returncode == 0 and re.fullmatch(r'docs/sample_digit.png: 3 \(\d+\.\d%\)\n', result.stdout)
+
+
+def test_cli_checkpoint_errors(tmp_path, model, capsys):
+    corrupt = tmp_path / 'corrupt.pth'
+    corrupt.write_bytes(b'\x00' * 100)
+    saved = torch.load(model.checkpoint, weights_only=True)
+    other = tmp_path / 'other.pth'
+    torch.save({**saved, 'model': {**saved['model'], 'first_layer.weight': torch.zeros(64, 784)}}, other)
+    unknown = tmp_path / 'unknown.pth'
+    torch.save({**saved, 'architecture': {'name': 'ConvNet', 'config': {}}}, unknown)
+    for checkpoint, message in [(tmp_path / 'nope.pth', 'does not exist; train one with `python train.py`'),
+                                (corrupt, 'cannot be read'),
+                                (other, 'does not fit the models this version can build'),
+                                (unknown, "unknown architecture 'ConvNet'")]:
+        assert predict.main(['docs/sample_digit.png', '--checkpoint', str(checkpoint)]) == 1
+        out, err = capsys.readouterr()
+        assert out == '' and err.startswith(f'error: checkpoint {checkpoint} ') and message in err, err
+
+
+def test_no_checkpoint_says_how_to_train(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(predict, 'CHECKPOINT_DIR', tmp_path)
+    assert predict.main(['docs/sample_digit.png']) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f'error: no trained model: {tmp_path} holds no best_model_*.pth')
+    assert '`python train.py`' in error and '--checkpoint' in error
