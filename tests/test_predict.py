@@ -193,17 +193,19 @@ def test_readme_states_the_shipped_checkpoints_test_accuracy():
                           capture_output=True).returncode == 0, f'{line[1]} is not committed'
 
 
-def test_readme_programmatic_example_runs(monkeypatch):
+def test_readme_programmatic_examples_run(monkeypatch):
     readme = (ROOT / 'README.md').read_text()
     section = re.search(r'^## Predict from Python\n(.*?)(?=^## |\Z)', readme, re.M | re.S)
     assert section, 'README.md has no "## Predict from Python" section'
-    code = re.search(r'```python\n(.*?)```', section[1], re.S)
-    assert code, 'the "Predict from Python" section has no ```python block'
+    blocks = re.findall(r'```python\n(.*?)```', section[1], re.S)
+    assert blocks, 'the "Predict from Python" section has no ```python block'
     monkeypatch.chdir(ROOT)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(code[1], {'__name__': '__readme__'})
+        for code in blocks:
+            exec(code, {'__name__': '__readme__'})
     assert re.search(r'^3 \(\d+\.\d%\)$', out.getvalue(), re.M), out.getvalue()  # docs/sample_digit.png is a 3
+    assert '(first_layer): Linear(in_features=784, out_features=256' in out.getvalue()  # the library example
 
 
 # ---------------------------------------------------------------- command line
