@@ -350,6 +350,7 @@ class Adam:
             p.data, p.grad = data, grad
         self.exp_avg = torch.zeros_like(self.data)
         self.exp_avg_sq = torch.zeros_like(self.data)
+        self.denom = torch.empty_like(self.data)  # reused: no 1 MB allocation per step
         self.steps = 0
 
     def zero_grad(self):
@@ -364,7 +365,7 @@ class Adam:
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
         # lr/b1 * m / (sqrt(v/b2) + eps), with sqrt(b2) folded into the constants: one op less
         sqrt_bias2 = math.sqrt(1 - beta2 ** self.steps)
-        denom = self.exp_avg_sq.sqrt().add_(self.eps * sqrt_bias2)
+        denom = torch.sqrt(self.exp_avg_sq, out=self.denom).add_(self.eps * sqrt_bias2)
         self.data.addcdiv_(self.exp_avg, denom, value=-self.lr * sqrt_bias2 / (1 - beta1 ** self.steps))
 
     def state_dict(self):
