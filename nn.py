@@ -15,7 +15,8 @@ import math
 import torch
 
 __all__ = ['Parameter', 'Module', 'Linear', 'ReLU', 'Softmax', 'Flatten', 'Sequential',
-           'Classifier', 'CrossEntropyLoss', 'Adam', 'Net', 'build_model', 'INITS']
+           'Classifier', 'CrossEntropyLoss', 'Adam', 'Net', 'build_model', 'INITS',
+           'Conv2d', 'MaxPool2d', 'Dropout', 'BatchNorm1d', 'BatchNorm2d', 'CNN']
 
 INITS = ('xavier', 'he')
 
@@ -284,7 +285,256 @@ class Net(Classifier):
         )
 
 
-MODELS = {'Net': Net}
+class Conv2d(Module):
+    """2-D convolution (cross-correlation, as PyTorch's) on (N, C, H, W), weight (out, in, k, k).
+
+    Forward is im2col: every k x k patch becomes a column (Tensor.unfold, no Python loop over
+    pixels) and one batched matrix product applies all filters. Backward is the transposed
+    product, and col2im adds the column gradients back into the image with one strided slice
+    per kernel offset (k*k of them, 9 for a 3x3 kernel). init as in Linear, with fan-in
+    in*k*k and fan-out out*k*k."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, init='he',
+                 device=None, dtype=None):
+        if init not in INITS:
+            raise ValueError(f'init must be one of {INITS}, got {init!r}')
+        k = kernel_size
+        fan_in, fan_out = in_channels * k * k, out_channels * k * k
+        shape = (out_channels, in_channels, k, k)
+        if init == 'xavier':
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            weight = torch.empty(shape, device=device, dtype=dtype).uniform_(-bound, bound)
+        else:
+            weight = torch.randn(shape, device=device, dtype=dtype) * math.sqrt(2.0 / fan_in)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
+        self.stride, self.padding, self.init = stride, padding, init
+        self.weight = Parameter(weight)
+        self.bias = Parameter(torch.zeros(out_channels, device=device, dtype=dtype))
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'{self!r} expects input (N, {self.in_channels}, H, W), got {tuple(x.shape)}')
+        if x.dtype != self.weight.data.dtype:
+            raise ValueError(f'input is {x.dtype} but the layer is {self.weight.data.dtype}: convert one of '
+                             f'them (x.to(dtype) or model.to(dtype=...))')
+        k, s, p = self.kernel_size, self.stride, self.padding
+        n, c, h, w = x.shape
+        if h + 2 * p < k or w + 2 * p < k:
+            raise ValueError(f'{self!r}: input {h}x{w} with padding {p} is smaller than the kernel')
+        if p:
+            padded = x.new_zeros(n, c, h + 2 * p, w + 2 * p)
+            padded[:, :, p:p + h, p:p + w] = x
+        else:
+            padded = x
+        patches = padded.unfold(2, k, s).unfold(3, k, s)          # (n, c, ho, wo, k, k), a view
+        ho, wo = patches.shape[2:4]
+        self.cols = patches.permute(0, 1, 4, 5, 2, 3).reshape(n, c * k * k, ho * wo)
+        self.padded_shape = padded.shape
+        out = torch.matmul(self.weight.data.view(self.out_channels, -1), self.cols)
+        return out.add_(self.bias.data[:, None]).view(n, self.out_channels, ho, wo)
+
+    def backward(self, grad_out, input_grad=True):
+        n, _, ho, wo = grad_out.shape
+        g = grad_out.reshape(n, self.out_channels, ho * wo)
+        self.weight.grad.copy_(torch.matmul(g, self.cols.transpose(1, 2)).sum(0).view_as(self.weight.grad))
+        torch.sum(g, (0, 2), out=self.bias.grad)
+        if not input_grad:
+            return None
+        k, s, p = self.kernel_size, self.stride, self.padding
+        grad_cols = torch.matmul(self.weight.data.view(self.out_channels, -1).t(), g)
+        grad_cols = grad_cols.view(n, self.in_channels, k, k, ho, wo)
+        grad_padded = grad_out.new_zeros(self.padded_shape)
+        for i in range(k):
+            for j in range(k):
+                grad_padded[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] += grad_cols[:, :, i, j]
+        h, w = self.padded_shape[2] - 2 * p, self.padded_shape[3] - 2 * p
+        return grad_padded[:, :, p:p + h, p:p + w]
+
+    def extra_repr(self):
+        return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
+                f'stride={self.stride}, padding={self.padding}, init={self.init!r}')
+
+
+class MaxPool2d(Module):
+    """Maximum over k x k windows (stride defaults to k; sizes round down, as PyTorch's).
+
+    Forward compares the k*k strided views of the input (one per window offset), which is
+    much faster than gathering the windows. Backward sends each window's gradient to the pixel
+    that was its maximum, with one scatter_add over flat indices (overlapping windows add up)."""
+
+    def __init__(self, kernel_size=2, stride=None):
+        self.kernel_size, self.stride = kernel_size, stride or kernel_size
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[2] < self.kernel_size or x.shape[3] < self.kernel_size:
+            raise ValueError(f'MaxPool2d({self.kernel_size}) expects input (N, C, H, W) with H, W >= '
+                             f'{self.kernel_size}, got {tuple(x.shape)}')
+        k, s = self.kernel_size, self.stride
+        n, c, h, w = x.shape
+        ho, wo = (h - k) // s + 1, (w - k) // s + 1
+        out = offset = None
+        for i in range(k):
+            for j in range(k):
+                view = x[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s]
+                if out is None:
+                    out, offset = view.clone(), torch.zeros(view.shape, dtype=torch.long, device=x.device)
+                else:
+                    better = view > out  # strict: ties keep the first maximum, as PyTorch does
+                    out = torch.where(better, view, out)
+                    offset.masked_fill_(better, i * w + j)
+        corner = (torch.arange(ho, device=x.device)[:, None] * (s * w) + torch.arange(wo, device=x.device) * s)
+        self.index, self.input_shape = (offset + corner).view(n * c, ho * wo), x.shape
+        return out
+
+    def backward(self, grad_out):
+        n, c, h, w = self.input_shape
+        grad_in = grad_out.new_zeros(n * c, h * w)
+        grad_in.scatter_add_(1, self.index, grad_out.reshape(n * c, -1))
+        return grad_in.view(self.input_shape)
+
+    def extra_repr(self):
+        return f'kernel_size={self.kernel_size}, stride={self.stride}'
+
+
+class Dropout(Module):
+    """In training, zero each value with probability p and scale the rest by 1/(1-p) (inverted
+    dropout, so evaluation is the identity). The mask is drawn from torch's global generator,
+    which training reseeds every epoch, so a resumed run draws the same masks."""
+
+    def __init__(self, p=0.5):
+        if not 0 <= p < 1:
+            raise ValueError(f'dropout probability must be in [0, 1), got {p}')
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or not self.p:
+            self.mask = None
+            return x
+        self.mask = (torch.rand_like(x) >= self.p).to(x.dtype).div_(1 - self.p)
+        return x * self.mask
+
+    def backward(self, grad_out):
+        return grad_out if self.mask is None else grad_out * self.mask
+
+    def extra_repr(self):
+        return f'p={self.p}'
+
+
+class BatchNorm(Module):
+    """Batch normalisation over every dimension but the channels (dim 1), with a learned scale
+    (weight) and shift (bias) per channel.
+
+    Training normalises with the batch's mean and (biased) variance and updates the running
+    estimates, as PyTorch does (momentum 0.1, unbiased variance in the running estimate);
+    evaluation uses the running estimates, which are buffers, so they are saved in the state
+    dict. Subclasses fix the input rank."""
+    buffers = ('running_mean', 'running_var')
+    input_dims = None
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(torch.ones(num_features, device=device, dtype=dtype))
+        self.bias = Parameter(torch.zeros(num_features, device=device, dtype=dtype))
+        self.running_mean = torch.zeros(num_features, device=device, dtype=dtype)
+        self.running_var = torch.ones(num_features, device=device, dtype=dtype)
+
+    def forward(self, x):
+        if x.dim() != self.input_dims or x.shape[1] != self.num_features:
+            raise ValueError(f'{type(self).__name__}({self.num_features}) expects input with {self.input_dims} '
+                             f'dimensions and {self.num_features} channels in dim 1, got {tuple(x.shape)}')
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        if self.training:
+            count = x.numel() // self.num_features
+            if count < 2:
+                raise ValueError(f'{type(self).__name__} in training needs more than one value per channel, '
+                                 f'got input {tuple(x.shape)}; use a larger batch or model.eval()')
+            mean = channel_sum(x) / count
+            centered = x - mean.view(shape)
+            var = channel_sum(centered.square()) / count
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+            centered = x - mean.view(shape)
+        self.shape, self.batch_statistics = shape, self.training
+        self.inv_std = (var + self.eps).rsqrt().view(shape)
+        self.normalized = centered.mul_(self.inv_std)
+        return torch.addcmul(self.bias.data.view(shape), self.normalized, self.weight.data.view(shape))
+
+    def backward(self, grad_out):
+        xhat = self.normalized
+        self.weight.grad.copy_(channel_sum(grad_out * xhat))
+        self.bias.grad.copy_(channel_sum(grad_out))
+        scale = self.weight.data.view(self.shape) * self.inv_std
+        if not self.batch_statistics:  # running statistics are constants
+            return grad_out * scale
+        # the batch mean and variance depend on every input: subtract their share of the gradient
+        count = grad_out.numel() // self.num_features
+        mean_grad = (self.bias.grad / count).view(self.shape)
+        proj = (self.weight.grad / count).view(self.shape)
+        return (grad_out - mean_grad - xhat * proj) * scale
+
+    def extra_repr(self):
+        return f'{self.num_features}, eps={self.eps}, momentum={self.momentum}'
+
+
+def channel_sum(x):
+    """Sum over every dimension but dim 1. Summing the contiguous trailing dimensions first is
+    several times faster on a CPU than one reduction over (0, 2, 3)."""
+    return (x.flatten(2).sum(2) if x.dim() > 2 else x).sum(0)
+
+
+class BatchNorm1d(BatchNorm):
+    """BatchNorm over features (N, C)."""
+    input_dims = 2
+
+
+class BatchNorm2d(BatchNorm):
+    """BatchNorm over image channels (N, C, H, W), statistics pooled over batch and pixels."""
+    input_dims = 4
+
+
+class CNN(Classifier):
+    """A small convolutional network, fast on a CPU: two 3x3 conv blocks (conv, 2x2 max pool,
+    batch norm, ReLU: pooling first makes the rest 4x cheaper) take 28x28 images to `channels[1]` maps of 7x7, then a hidden layer
+    with batch norm and dropout, and a softmax over the 10 digits."""
+
+    def __init__(self, channels=(32, 64), hidden=128, dropout=0.0, init='he', device=None, dtype=None):
+        c1, c2 = channels
+        self.config = {'channels': tuple(channels), 'hidden': hidden, 'dropout': dropout, 'init': init}
+        super().__init__(
+            conv1=Conv2d(1, c1, 3, padding=1, init=init, device=device, dtype=dtype),
+            pool1=MaxPool2d(2),
+            norm1=BatchNorm2d(c1, device=device, dtype=dtype),
+            activation1=ReLU(),
+            conv2=Conv2d(c1, c2, 3, padding=1, init=init, device=device, dtype=dtype),
+            pool2=MaxPool2d(2),
+            norm2=BatchNorm2d(c2, device=device, dtype=dtype),
+            activation2=ReLU(),
+            flatten=Flatten(),
+            hidden_layer=Linear(c2 * 7 * 7, hidden, init, device, dtype),
+            hidden_norm=BatchNorm1d(hidden, device=device, dtype=dtype),
+            hidden_activation=ReLU(),
+            dropout=Dropout(dropout),
+            output_layer=Linear(hidden, 10, init, device, dtype),
+            output_activation=Softmax(),
+        )
+
+    def forward(self, x):
+        return super().forward(as_images(x))
+
+    def logits(self, x):
+        return super().logits(as_images(x))
+
+
+def as_images(x):
+    """(N, 28, 28) or (N, 784) -> (N, 1, 28, 28): the inputs Net accepts, for the CNN too."""
+    if x.dim() == 4 or x.shape[-1] * (x.shape[-2] if x.dim() == 3 else 1) != 784:
+        return x
+    return x.reshape(x.shape[0], 1, 28, 28)
+
+
+MODELS = {'Net': Net, 'CNN': CNN}
 
 
 def build_model(name, **config):
