@@ -6,6 +6,7 @@ swapped file is named in a clear error instead of training on garbage.
 """
 import gzip
 import hashlib
+import math
 import shutil
 import struct
 import urllib.request
@@ -175,3 +176,43 @@ def batches(images, labels, batch_size, shuffle=False):
     else:
         for start in range(0, n, batch_size):
             yield images[start:start + batch_size], labels[start:start + batch_size]
+
+
+def augment(images, max_shift=2.0, max_rotation=10.0, max_scale=0.1, background=-1.0):
+    """A random affine distortion of each image of a batch (N, C, H, W), done on the batch's
+    device with tensor ops: a shift of up to max_shift pixels along each axis, a rotation of up
+    to max_rotation degrees and a zoom by a factor in [1 - max_scale, 1 + max_scale], about the
+    centre, sampled bilinearly; pixels from outside the image are `background` (-1 is black
+    after `normalize`). Draws from torch's global generator, which training reseeds each epoch.
+    Labels are untouched: image i stays image i."""
+    n, c, h, w = images.shape
+    device, dtype = images.device, images.dtype
+
+    def uniform(*shape, bound):
+        return (torch.rand(*shape, device=device, dtype=dtype) * 2 - 1) * bound
+
+    angle = uniform(n, 1, bound=math.radians(max_rotation))
+    zoom = 1 + uniform(n, 1, bound=max_scale)
+    shift_x, shift_y = uniform(2, n, 1, bound=max_shift)
+    cos, sin = angle.cos() / zoom, angle.sin() / zoom
+    # Output pixel (row, col) reads the source point the inverse transform takes it to. The x
+    # and y terms depend on the column or the row alone, so each coordinate map is one
+    # broadcast add. Coordinates are in an image framed by 2 pixels of background, clamped to
+    # it: far-away points read background.
+    row = torch.arange(h, device=device, dtype=dtype) - (h - 1) / 2 - shift_y   # (n, h)
+    col = torch.arange(w, device=device, dtype=dtype) - (w - 1) / 2 - shift_x   # (n, w)
+    source_x = ((cos * col + (w + 3) / 2)[:, None, :] + (sin * row)[:, :, None]).clamp_(1, w + 2)
+    source_y = ((cos * row + (h + 3) / 2)[:, :, None] - (sin * col)[:, None, :]).clamp_(1, h + 2)
+    framed = images.new_full((n, c, h + 4, w + 4), background)
+    framed[:, :, 2:-2, 2:-2] = images
+    # bilinear interpolation between the four pixels around each source point
+    left, top = source_x.long(), source_y.long()   # floor: the coordinates are positive
+    top_left = (top * (w + 4)).add_(left).view(n, 1, -1).expand(n, c, -1)
+    framed = framed.view(n, c, -1)
+    fx, fy = source_x.frac_()[:, None], source_y.frac_()[:, None]
+
+    def at(offset):  # the pixels `offset` places after the top-left ones: gather from a shifted view
+        return framed[:, :, offset:].gather(2, top_left).view(n, c, h, w)
+
+    upper = at(0).lerp_(at(1), fx)
+    return upper.lerp_(at(w + 4).lerp_(at(w + 5), fx), fy)

@@ -2,6 +2,7 @@
 
     python train.py                      # the original recipe: 30 epochs, batch 64, Adam 1e-3
     python train.py --resume model_checkpoints/last.pth
+    python train.py --preset cnn-best    # a named recipe (see PRESETS); flags given as well win
 
 Each epoch records a history row (CSV beside the checkpoints). When validation accuracy
 improves, the model is saved as best_model_epoch_{E}_acc_{A:.4f}.pth (A in percent); every
@@ -21,14 +22,24 @@ import torch
 from tqdm.auto import tqdm
 
 import nn
-from data import DataError, batches, load_splits
+from data import DataError, augment, batches, load_splits
 from evaluate import evaluate
 
 CHECKPOINT_PATTERN = re.compile(r'best_model_epoch_(\d+)_acc_([\d.]+)\.pth$')
 LAST_CHECKPOINT = 'last.pth'
 HISTORY_FILE = 'training_history.csv'
 NORM_EVERY = 10  # steps between gradient-norm samples
-RECIPE = ('batch_size', 'lr', 'seed', 'init', 'val_size', 'select_on', 'train_subset')
+RECIPE = ('batch_size', 'lr', 'seed', 'init', 'val_size', 'select_on', 'train_subset', 'model', 'dropout',
+          'schedule', 'augment', 'label_smoothing', 'weight_decay', 'preset')
+SCHEDULES = ('constant', 'cosine', 'onecycle')
+WARMUP = 0.25  # share of the steps one-cycle spends rising from lr/25 to lr
+PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets them
+    'original': {},
+    'mlp-best': {'model': 'Net', 'init': 'he', 'epochs': 40, 'batch_size': 512, 'lr': 6e-3, 'schedule': 'onecycle',
+                 'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4},
+    'cnn-best': {'model': 'CNN', 'init': 'he', 'epochs': 15, 'batch_size': 128, 'lr': 3e-3, 'schedule': 'onecycle',
+                 'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4, 'dropout': 0.25},
+}
 
 
 @dataclass
@@ -39,6 +50,19 @@ class Config:
     seed: int = field(default=0, metadata={'help': 'seed for initialisation, shuffling and everything random'})
     device: str = field(default='auto', metadata={'help': "'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', ..."})
     init: str = field(default='xavier', metadata={'help': 'weight initialisation', 'choices': nn.INITS})
+    model: str = field(default='Net', metadata={'help': 'architecture: Net (the 784-256-128-10 MLP) or CNN',
+                                                'choices': tuple(nn.MODELS)})
+    dropout: float = field(default=0.0, metadata={'help': "dropout probability before the CNN's output layer"})
+    schedule: str = field(default='constant', metadata={'help': 'learning-rate schedule over all steps (set per '
+                                                        'step; the lr is the peak)', 'choices': SCHEDULES})
+    augment: bool = field(default=False, metadata={'help': 'random shifts (2 px), rotations (10 deg) and zooms (10%%) '
+                                                    'of every training batch'})
+    label_smoothing: float = field(default=0.0, metadata={'help': 'mix this much of the uniform distribution '
+                                                          'into the targets'})
+    weight_decay: float = field(default=0.0, metadata={'help': 'decoupled weight decay (AdamW)'})
+    preset: str = field(default=None, metadata={'help': 'a named recipe (flags given as well override it): '
+                                                + ', '.join(f'{k} {v}' for k, v in PRESETS.items() if v),
+                                                'choices': tuple(PRESETS)})
     data_dir: str = field(default='data', metadata={'help': 'folder holding MNIST/raw/'})
     checkpoint_dir: str = field(default='model_checkpoints', metadata={'help': 'where checkpoints and the history CSV go'})
     val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection'})
@@ -66,6 +90,30 @@ def resolve_device(name):
     if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():
         return torch.device('mps')
     return torch.device('cpu')
+
+
+def make_config(**options):
+    """A Config from keyword options; `preset=NAME` fills in that recipe first."""
+    preset = options.get('preset')
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f'unknown preset {preset!r}; choose one of {sorted(PRESETS)}')
+    return Config(**{**PRESETS.get(preset, {}), **options})
+
+
+def learning_rate(schedule, peak, step, total_steps):
+    """The learning rate at a global step (0-based) of total_steps: constant; cosine decay from
+    peak to 0; or one-cycle, a linear rise from peak/25 over the first WARMUP of the steps,
+    then cosine decay to 0. A function of the step alone, so a resumed run gets the same rates."""
+    if schedule == 'constant':
+        return peak
+    start = round(WARMUP * total_steps) if schedule == 'onecycle' else 0
+    if step < start:
+        return peak / 25 + (peak - peak / 25) * step / start
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - start) / (total_steps - start)))
+
+
+def model_options(config):
+    return {'init': config.init} | ({'dropout': config.dropout} if config.model == 'CNN' else {})
 
 
 def epoch_seed(seed, epoch):
@@ -128,9 +176,12 @@ def best_checkpoint_name(epoch, accuracy):
 
 # ---------------------------------------------------------------- training
 
-def train_epoch(model, optimizer, criterion, images, labels, batch_size, progress=True, desc='train'):
+def train_epoch(model, optimizer, criterion, images, labels, batch_size, progress=True, desc='train',
+                lr_at=None, first_step=0, augment_batches=False):
     """One pass over shuffled minibatches. Returns mean loss, accuracy and the mean L2 norm of
-    each weight's gradient, sampled every NORM_EVERY steps (every step would cost ~5% of the epoch)."""
+    each weight's gradient, sampled every NORM_EVERY steps (every step would cost ~5% of the epoch).
+    lr_at(first_step + i) sets the rate of the epoch's i-th step (0-based); augment_batches distorts
+    each batch with data.augment (loss and accuracy are then those of the distorted images)."""
     weights = [(name, p) for name, p in model.named_parameters() if name.endswith('weight')]
     loss_sum = torch.zeros((), device=labels.device)
     correct = torch.zeros((), device=labels.device, dtype=torch.long)
@@ -138,6 +189,10 @@ def train_epoch(model, optimizer, criterion, images, labels, batch_size, progres
     steps = math.ceil(len(labels) / batch_size)
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit='batch')
     for step, (x, y) in enumerate(batches(images, labels, batch_size, shuffle=True), 1):
+        if lr_at:
+            optimizer.lr = lr_at(first_step + step - 1)
+        if augment_batches:
+            x = augment(x)
         logits = model.logits(x)
         loss = criterion(logits, y)
         model.backward(criterion.backward(), input_grad=False)
@@ -168,8 +223,7 @@ def train(config=None, **overrides):
 
     Returns a dict: history (DataFrame), best_checkpoint (Path or None in a dry run) and
     test (the Evaluation of the best checkpoint on the test set)."""
-    config = config or Config()
-    config = Config(**{**asdict(config), **overrides})
+    config = Config(**{**asdict(config), **overrides}) if config else make_config(**overrides)
     device = resolve_device(config.device)
     checkpoint = load_checkpoint(config.resume, device) if config.resume else None
     if checkpoint:  # continue the same recipe; only the length, device and folders may change
@@ -182,9 +236,13 @@ def train(config=None, **overrides):
         config.epochs = 1
 
     torch.manual_seed(config.seed)
-    model = nn.Net(init=config.init).to(device)
-    optimizer = nn.Adam(model.parameters(), lr=config.lr)
-    criterion = nn.CrossEntropyLoss()
+    model = nn.build_model(config.model, **model_options(config)).to(device)
+    optimizer = nn.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    criterion = nn.CrossEntropyLoss(config.label_smoothing)
+    steps_per_epoch = math.ceil(len(data['train'][1]) / config.batch_size)
+
+    def lr_at(step):
+        return learning_rate(config.schedule, config.lr, step, config.epochs * steps_per_epoch)
     history, start_epoch, best = [], 1, {'epoch': 0, 'accuracy': -1.0, 'path': None}
     if checkpoint:
         model.load_state_dict(checkpoint['model'])
@@ -201,9 +259,11 @@ def train(config=None, **overrides):
     for epoch in range(start_epoch, config.epochs + 1):
         torch.manual_seed(epoch_seed(config.seed, epoch))
         tic = time.perf_counter()
-        row = {'epoch': epoch, 'lr': optimizer.lr}
+        first_step = (epoch - 1) * steps_per_epoch
+        row = {'epoch': epoch, 'lr': lr_at(first_step)}  # the rate of the epoch's first step
         row |= train_epoch(model, optimizer, criterion, *data['train'], config.batch_size,
-                           config.progress, desc=f'epoch {epoch}/{config.epochs}')
+                           config.progress, desc=f'epoch {epoch}/{config.epochs}',
+                           lr_at=lr_at, first_step=first_step, augment_batches=config.augment)
         for split in ('val', 'test'):
             if len(data[split][1]):
                 result = evaluate(model, *data[split])
@@ -254,6 +314,14 @@ def check_config(config):
         problems.append(f'init must be one of {nn.INITS}')
     if config.select_on not in ('val', 'test'):
         problems.append("select_on must be 'val' or 'test'")
+    if config.model not in nn.MODELS:
+        problems.append(f'model must be one of {tuple(nn.MODELS)}')
+    if config.schedule not in SCHEDULES:
+        problems.append(f'schedule must be one of {SCHEDULES}')
+    if not 0 <= config.label_smoothing < 1 or not 0 <= config.dropout < 1 or config.weight_decay < 0:
+        problems.append('label smoothing and dropout must be in [0, 1), weight decay >= 0')
+    if config.dropout and config.model != 'CNN':
+        problems.append(f'{config.model} has no dropout layer: use --model CNN or --dropout 0')
     if config.select_on == 'val' and config.val_size == 0:
         problems.append("with val_size 0 there is nothing to select on: use select_on 'test'")
     if problems:
@@ -272,6 +340,8 @@ def parse_args(argv=None):
             parser.add_argument(flag, action=action, default=f.default, help=help)
         else:
             parser.add_argument(flag, type=f.type, default=f.default, choices=f.metadata.get('choices'), help=help)
+    preset = parser.parse_known_args(argv)[0].preset
+    parser.set_defaults(**PRESETS.get(preset, {}))  # a preset's values become defaults: flags given still win
     return Config(**vars(parser.parse_args(argv)))
 
 
