@@ -495,9 +495,10 @@ class BatchNorm2d(BatchNorm):
 
 
 class CNN(Classifier):
-    """A small convolutional network, fast on a CPU: two 3x3 conv blocks (conv, 2x2 max pool,
-    batch norm, ReLU: pooling first makes the rest 4x cheaper) take 28x28 images to `channels[1]` maps of 7x7, then a hidden layer
-    with batch norm and dropout, and a softmax over the 10 digits."""
+    """A small convolutional network, fast on a CPU. Two 3x3 conv blocks (conv, 2x2 max pool,
+    batch norm, ReLU: pooling first makes the rest 4x cheaper) take 28x28 images to
+    `channels[1]` maps of 7x7; then a hidden layer with batch norm and dropout, and a softmax
+    over the 10 digits. 99.5% test accuracy with `python train.py --preset cnn-best`."""
 
     def __init__(self, channels=(32, 64), hidden=128, dropout=0.0, init='he', device=None, dtype=None):
         c1, c2 = channels
