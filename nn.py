@@ -142,6 +142,23 @@ class Module:
         return head + ')' if not lines else head + '\n  ' + '\n  '.join(lines) + '\n)'
 
 
+def init_weight(shape, fan_in, fan_out, init, device=None, dtype=None):
+    """'xavier': Glorot uniform, U(+-sqrt(6 / (fan_in + fan_out))), the original project's choice;
+    'he': Kaiming normal, N(0, 2 / fan_in), which keeps ReLU activations at a steady scale."""
+    if init not in INITS:
+        raise ValueError(f'init must be one of {INITS}, got {init!r}')
+    if init == 'xavier':
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        return torch.empty(shape, device=device, dtype=dtype).uniform_(-bound, bound)
+    return torch.randn(shape, device=device, dtype=dtype) * math.sqrt(2.0 / fan_in)
+
+
+def check_dtype(x, weight):
+    if x.dtype != weight.data.dtype:
+        raise ValueError(f'input is {x.dtype} but the layer is {weight.data.dtype}: convert one of '
+                         f'them (x.to(dtype) or model.to(dtype=...))')
+
+
 class Linear(Module):
     """y = x W^T + b, weight shaped (out_features, in_features) as in PyTorch.
 
@@ -149,13 +166,7 @@ class Linear(Module):
     suited to ReLU). Biases start at zero."""
 
     def __init__(self, in_features, out_features, init='xavier', device=None, dtype=None):
-        if init not in INITS:
-            raise ValueError(f'init must be one of {INITS}, got {init!r}')
-        if init == 'xavier':
-            bound = math.sqrt(6.0 / (in_features + out_features))
-            weight = torch.empty(out_features, in_features, device=device, dtype=dtype).uniform_(-bound, bound)
-        else:
-            weight = torch.randn(out_features, in_features, device=device, dtype=dtype) * math.sqrt(2.0 / in_features)
+        weight = init_weight((out_features, in_features), in_features, out_features, init, device, dtype)
         self.in_features, self.out_features, self.init = in_features, out_features, init
         self.weight = Parameter(weight)
         self.bias = Parameter(torch.zeros(out_features, device=device, dtype=dtype))
@@ -164,9 +175,7 @@ class Linear(Module):
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(f'Linear({self.in_features}, {self.out_features}) expects input (N, {self.in_features}), '
                              f'got {tuple(x.shape)}; images for Net are (N, 1, 28, 28), (N, 28, 28) or (N, 784)')
-        if x.dtype != self.weight.data.dtype:
-            raise ValueError(f'input is {x.dtype} but the layer is {self.weight.data.dtype}: convert one of '
-                             f'them (x.to(dtype) or model.to(dtype=...))')
+        check_dtype(x, self.weight)
         self.input = x
         return torch.addmm(self.bias.data, x, self.weight.data.t())
 
@@ -296,16 +305,9 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, init='he',
                  device=None, dtype=None):
-        if init not in INITS:
-            raise ValueError(f'init must be one of {INITS}, got {init!r}')
         k = kernel_size
-        fan_in, fan_out = in_channels * k * k, out_channels * k * k
-        shape = (out_channels, in_channels, k, k)
-        if init == 'xavier':
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-            weight = torch.empty(shape, device=device, dtype=dtype).uniform_(-bound, bound)
-        else:
-            weight = torch.randn(shape, device=device, dtype=dtype) * math.sqrt(2.0 / fan_in)
+        weight = init_weight((out_channels, in_channels, k, k), in_channels * k * k, out_channels * k * k,
+                             init, device, dtype)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, k
         self.stride, self.padding, self.init = stride, padding, init
         self.weight = Parameter(weight)
@@ -314,9 +316,7 @@ class Conv2d(Module):
     def forward(self, x):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'{self!r} expects input (N, {self.in_channels}, H, W), got {tuple(x.shape)}')
-        if x.dtype != self.weight.data.dtype:
-            raise ValueError(f'input is {x.dtype} but the layer is {self.weight.data.dtype}: convert one of '
-                             f'them (x.to(dtype) or model.to(dtype=...))')
+        check_dtype(x, self.weight)
         k, s, p = self.kernel_size, self.stride, self.padding
         n, c, h, w = x.shape
         if h + 2 * p < k or w + 2 * p < k:

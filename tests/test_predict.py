@@ -181,16 +181,17 @@ def test_checkpoint_saved_on_a_gpu_loads_on_a_cpu(tmp_path, model):
 
 def test_readme_states_the_shipped_checkpoints_test_accuracy():
     readme = (ROOT / 'README.md').read_text()
-    line = re.search(r'Shipped checkpoint: (model_checkpoints/best_model_\S+\.pth) — test accuracy '
-                     r'(\d+\.\d\d)% \(10,000 test images\)\.', readme)
-    assert line, 'README.md has no line "Shipped checkpoint: model_checkpoints/<file> — test accuracy NN.NN% (10,000 test images)."'
-    model = load_model(ROOT / line[1])
+    lines = re.findall(r'Shipped checkpoint: (model_checkpoints/best_model_\S+\.pth) — test accuracy '
+                       r'(\d+\.\d\d)% \(10,000 test images\)\.', readme)
+    assert lines, 'README.md has no line "Shipped checkpoint: model_checkpoints/<file> — test accuracy NN.NN% (10,000 test images)."'
     images, labels = load_splits(download=False)['test']
     assert len(labels) == 10_000
-    accuracy = evaluate(model.network, images, labels).accuracy
-    assert f'{100 * accuracy:.2f}' == line[2], f'measured {100 * accuracy:.2f}%, README states {line[2]}%'
-    assert subprocess.run(['git', 'ls-files', '--error-unmatch', line[1]], cwd=ROOT,
-                          capture_output=True).returncode == 0, f'{line[1]} is not committed'
+    for path, stated in lines:
+        assert subprocess.run(['git', 'ls-files', '--error-unmatch', path], cwd=ROOT,
+                              capture_output=True).returncode == 0, f'{path} is not committed'
+        accuracy = evaluate(load_model(ROOT / path).network, images, labels).accuracy
+        assert f'{100 * accuracy:.2f}' == stated, f'{path}: measured {100 * accuracy:.2f}%, README states {stated}%'
+    assert load_model().checkpoint == ROOT / lines[0][0], 'the first shipped checkpoint named is the default one'
 
 
 def test_readme_programmatic_examples_run(monkeypatch):
