@@ -1,6 +1,8 @@
 """Training: checkpoints, atomic writes, exact resume, failure messages, and a real short run."""
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -43,6 +45,7 @@ def test_interrupted_write_leaves_the_old_checkpoint_intact(tmp_path, monkeypatc
         train.save_checkpoint(path, {'model': {'w': torch.zeros(3)}, 'architecture': {}})
     monkeypatch.undo()
     assert torch.equal(train.load_checkpoint(path)['model']['w'], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ['best.pth']  # no temporary file left behind
 
 
 def test_bad_checkpoints_get_clear_errors(tmp_path):
@@ -124,3 +127,21 @@ def test_short_real_training_run_reaches_97_percent(tmp_path, mnist):
     history = result['history']
     assert history['train_loss'].is_monotonic_decreasing
     assert (history[[c for c in history if c.startswith('grad_norm_')]] > 0).all().all()
+
+
+def test_ctrl_c_mid_training_leaves_loadable_checkpoints_and_says_how_to_resume(tmp_path, mnist):
+    folder = tmp_path / 'ck'
+    process = subprocess.Popen([sys.executable, 'train.py', '--epochs', '50', '--train-subset', '5000',
+                                '--checkpoint-dir', str(folder), '--no-progress'],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(folder.glob('best_model_*.pth')) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epochs, whatever it is doing then
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert 'Traceback' not in stderr and f'python train.py --resume {folder / "last.pth"}' in stderr
+    for path in folder.glob('*.pth'):
+        train.model_from_checkpoint(train.load_checkpoint(path))
+    assert list(folder.glob('best_model_*.pth')) and not list(folder.glob('.*.tmp'))
