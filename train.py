@@ -289,12 +289,14 @@ def train(config=None, **overrides):
             'epoch': epoch, 'metrics': row, 'config': asdict(config), 'history': history,
         }
         if improved:
-            previous = best['path']
-            best = {'epoch': epoch, 'accuracy': row[f'{select}_acc'],
-                    'path': str(folder / best_checkpoint_name(epoch, row[f'{select}_acc']))}
-            save_checkpoint(best['path'], checkpoint | {'best': best})
-            if previous and previous != best['path'] and Path(previous).exists():
-                Path(previous).unlink()  # only after the new best is safely on disk
+            previous = best
+            path = folder / best_checkpoint_name(epoch, row[f'{select}_acc'])
+            # 'created': this run made the file, so it may remove it when it finds a better one;
+            # a file of the same name that was already there (a shipped checkpoint) stays
+            best = {'epoch': epoch, 'accuracy': row[f'{select}_acc'], 'path': str(path), 'created': not path.exists()}
+            save_checkpoint(path, checkpoint | {'best': best})
+            if previous.get('created') and previous['path'] != best['path'] and Path(previous['path']).exists():
+                Path(previous['path']).unlink()  # only after the new best is safely on disk
         save_checkpoint(folder / LAST_CHECKPOINT, checkpoint | {'best': best})
         pd.DataFrame(history).to_csv(folder / HISTORY_FILE, index=False)
     total = time.perf_counter() - start_time

@@ -77,6 +77,17 @@ def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, mnist):
     assert len(list((tmp_path / 'full').glob('best_model_*.pth'))) == 1  # older bests are replaced
 
 
+def test_a_best_checkpoint_that_was_already_there_is_never_removed(tmp_path, mnist):
+    first = train.train(epochs=2, checkpoint_dir=tmp_path, **QUICK)['history']
+    assert first['val_acc'].is_monotonic_increasing  # so epoch 1's best was replaced by epoch 2's
+    kept = tmp_path / train.best_checkpoint_name(2, first['val_acc'][1])
+    assert [p.name for p in tmp_path.glob('best_model_*.pth')] == [kept.name]
+    # the same run, longer: it writes epoch 2's file again, then finds better ones
+    again = train.train(epochs=4, checkpoint_dir=tmp_path, **QUICK)['history']
+    assert again['val_acc'][3] > again['val_acc'][1]
+    assert kept.exists() and len(list(tmp_path.glob('best_model_*.pth'))) == 2
+
+
 def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch, mnist):
     real = train.load_splits
 
