@@ -117,7 +117,8 @@ def main():
 
     if not args.skip_full_run:
         start = time.perf_counter()
-        result = train(Config(progress=False, checkpoint_dir=tempfile.mkdtemp(), data_dir=args.data_dir))
+        with tempfile.TemporaryDirectory() as folder:
+            result = train(Config(progress=False, checkpoint_dir=folder, data_dir=args.data_dir))
         print(f'\nFull default run (`python train.py`: 30 epochs, validation and test evaluation every epoch, '
               f'checkpoints): {time.perf_counter() - start:.1f} s wall, test accuracy {result["test"].accuracy:.4f}')
     if args.profile:
