@@ -1,6 +1,7 @@
 """Train a from-scratch model on MNIST: importable functions (the notebook calls them) and a CLI.
 
-    python train.py                      # the original recipe: 30 epochs, batch 64, Adam 1e-3
+    python train.py                      # 30 epochs, batch 64, Adam 1e-3 decaying on a cosine
+    python train.py --preset original    # the original project's recipe: the same at a constant 1e-3
     python train.py --resume model_checkpoints/last.pth
     python train.py --preset cnn-best    # a named recipe (see PRESETS); flags given as well win
 
@@ -12,6 +13,7 @@ import argparse
 import math
 import os
 import re
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -34,7 +36,7 @@ RECIPE = ('batch_size', 'lr', 'seed', 'init', 'val_size', 'select_on', 'train_su
 SCHEDULES = ('constant', 'cosine', 'onecycle')
 WARMUP = 0.25  # share of the steps one-cycle spends rising from lr/25 to lr
 PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets them
-    'original': {},
+    'original': {'schedule': 'constant'},
     'mlp-best': {'model': 'Net', 'init': 'he', 'epochs': 40, 'batch_size': 512, 'lr': 6e-3, 'schedule': 'onecycle',
                  'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4},
     'cnn-best': {'model': 'CNN', 'init': 'he', 'epochs': 15, 'batch_size': 128, 'lr': 3e-3, 'schedule': 'onecycle',
@@ -53,8 +55,9 @@ class Config:
     model: str = field(default='Net', metadata={'help': 'architecture: Net (the 784-256-128-10 MLP) or CNN',
                                                 'choices': tuple(nn.MODELS)})
     dropout: float = field(default=0.0, metadata={'help': "dropout probability before the CNN's output layer"})
-    schedule: str = field(default='constant', metadata={'help': 'learning-rate schedule over all steps (set per '
-                                                        'step; the lr is the peak)', 'choices': SCHEDULES})
+    schedule: str = field(default='cosine', metadata={'help': 'learning-rate schedule over all steps (set per step; '
+                                                      "the lr is the peak; the original's was constant)",
+                                                      'choices': SCHEDULES})
     augment: bool = field(default=False, metadata={'help': 'random shifts (2 px), rotations (10 deg) and zooms (10%%) '
                                                     'of every training batch'})
     label_smoothing: float = field(default=0.0, metadata={'help': 'mix this much of the uniform distribution '
@@ -232,6 +235,11 @@ def train(config=None, **overrides):
     checkpoint = load_checkpoint(config.resume, device) if config.resume else None
     if checkpoint:  # continue the same recipe; only the length, device and folders may change
         config = Config(**{**asdict(config), **{k: checkpoint['config'][k] for k in RECIPE}})
+        planned = checkpoint['config']['epochs']
+        if config.schedule != 'constant' and config.epochs != planned:
+            raise TrainingError(f'{config.resume} follows a {config.schedule} learning-rate schedule planned for '
+                                f'--epochs {planned}: resume it with --epochs {planned} (another length would change '
+                                f'the rates it has already used), or start a new run to train longer')
     check_config(config)
     data = load_splits(config.data_dir, config.val_size, device, config.train_subset or None)
     select = config.select_on
@@ -351,14 +359,22 @@ def parse_args(argv=None):
     return Config(**vars(parser.parse_args(argv)))
 
 
+def resume_command(config):
+    """The command that continues this run where it stopped, in the same folder."""
+    command = f'python train.py --resume {shlex.quote(str(Path(config.checkpoint_dir) / LAST_CHECKPOINT))}'
+    for name in ('epochs', 'checkpoint_dir', 'data_dir'):
+        if getattr(config, name) != getattr(Config, name):
+            command += f' --{name.replace("_", "-")} {shlex.quote(str(getattr(config, name)))}'
+    return command
+
+
 def main(argv=None):
     config = parse_args(argv)
     try:
         train(config)
     except KeyboardInterrupt:
-        last = Path(config.checkpoint_dir) / LAST_CHECKPOINT
         print(f'\nInterrupted. Checkpoints already written are intact; continue with '
-              f'`python train.py --resume {last}`.', file=sys.stderr)
+              f'`{resume_command(config)}`.', file=sys.stderr)
         return 130
     except (DataError, TrainingError, ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)

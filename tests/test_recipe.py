@@ -8,7 +8,7 @@ import torch
 import data
 import nn
 import train
-from conftest import DATA_DIR
+from conftest import DATA_DIR, train_interrupted
 
 TINY = dict(data_dir=DATA_DIR, val_size=500, progress=False)
 
@@ -122,11 +122,12 @@ def test_presets_fill_in_a_recipe_and_explicit_options_win():
     assert config.model == 'CNN' and config.epochs == 2 and config.augment
     assert config.schedule == train.PRESETS['cnn-best']['schedule']
     assert train.make_config() == train.Config()
-    assert replace(train.make_config(preset='original'), preset=None) == train.Config()
+    # the original project's recipe is the default but for the learning rate, which it kept constant
+    assert replace(train.make_config(preset='original'), preset=None) == train.Config(schedule='constant')
     cli = train.parse_args(['--preset', 'mlp-best', '--lr', '0.01'])
     assert cli.lr == 0.01 and cli.preset == 'mlp-best'
     assert cli.batch_size == train.PRESETS['mlp-best']['batch_size']
-    assert train.parse_args([]) == train.Config()  # without a preset, the original recipe
+    assert train.parse_args([]) == train.Config()  # without a preset, the default recipe
     with pytest.raises(ValueError, match="unknown preset 'best'"):
         train.make_config(preset='best')
 
@@ -144,18 +145,7 @@ def test_resume_of_a_cnn_with_augmentation_dropout_and_schedule_is_exact(tmp_pat
     the per-step learning rate all come out as in the uninterrupted run."""
     recipe = dict(preset='cnn-best', train_subset=256, batch_size=64, epochs=2, **TINY)
     full = train.train(checkpoint_dir=tmp_path / 'full', **recipe)
-    real_epoch, calls = train.train_epoch, []
-
-    def interrupted_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(train, 'train_epoch', interrupted_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train.train(checkpoint_dir=tmp_path / 'split', **recipe)
-    monkeypatch.setattr(train, 'train_epoch', real_epoch)
+    train_interrupted(monkeypatch, 2, checkpoint_dir=tmp_path / 'split', **recipe)
     resumed = train.train(checkpoint_dir=tmp_path / 'split', resume=str(tmp_path / 'split' / 'last.pth'), **recipe)
     a = train.load_checkpoint(tmp_path / 'full' / 'last.pth')
     b = train.load_checkpoint(tmp_path / 'split' / 'last.pth')
