@@ -1,7 +1,7 @@
 """Draw a digit with the mouse and watch the from-scratch network read it.
 
     python test_mnist_tkinter.py
-    python test_mnist_tkinter.py --checkpoint model_checkpoints/best_model_epoch_16_acc_97.7600.pth
+    python test_mnist_tkinter.py --checkpoint model_checkpoints/best_model_epoch_24_acc_98.2000.pth
     python test_mnist_tkinter.py docs/sample_digit.png      # start by classifying an image file
 
 Each stroke is drawn on the screen and, identically, into an off-screen 280x280 image. That
