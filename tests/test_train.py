@@ -177,7 +177,8 @@ def test_ctrl_c_mid_training_leaves_loadable_checkpoints_and_says_how_to_resume(
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert 'Traceback' not in stderr and f'python train.py --resume {folder / "last.pth"} --epochs 50 --checkpoint-dir {folder}`' in stderr
+    assert 'Traceback' not in stderr
+    assert f'`python train.py --resume {folder / "last.pth"} --epochs 50 --checkpoint-dir {folder}`' in stderr
     for path in folder.glob('*.pth'):
         train.model_from_checkpoint(train.load_checkpoint(path))
     assert list(folder.glob('best_model_*.pth')) and not list(folder.glob('.*.tmp'))
