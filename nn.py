@@ -223,6 +223,20 @@ class Flatten(Module):
         return grad_out.reshape(self.input_shape)
 
 
+class AsImages(Module):
+    """(N, 28, 28) or (N, 784) -> (N, 1, 28, 28): the CNN's first layer, so that it takes the
+    inputs Net takes and its backward returns gradients in the caller's shape."""
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        if x.dim() == 4 or x.shape[-1] * (x.shape[-2] if x.dim() == 3 else 1) != 784:
+            return x
+        return x.reshape(x.shape[0], 1, 28, 28)
+
+    def backward(self, grad_out):
+        return grad_out.reshape(self.input_shape)
+
+
 class Sequential(Module):
     """Layers applied in order; named with keywords (`Sequential(fc=Linear(2, 3))`) or numbered."""
 
@@ -504,6 +518,7 @@ class CNN(Classifier):
         c1, c2 = channels
         self.config = {'channels': tuple(channels), 'hidden': hidden, 'dropout': dropout, 'init': init}
         super().__init__(
+            images=AsImages(),
             conv1=Conv2d(1, c1, 3, padding=1, init=init, device=device, dtype=dtype),
             pool1=MaxPool2d(2),
             norm1=BatchNorm2d(c1, device=device, dtype=dtype),
@@ -520,19 +535,6 @@ class CNN(Classifier):
             output_layer=Linear(hidden, 10, init, device, dtype),
             output_activation=Softmax(),
         )
-
-    def forward(self, x):
-        return super().forward(as_images(x))
-
-    def logits(self, x):
-        return super().logits(as_images(x))
-
-
-def as_images(x):
-    """(N, 28, 28) or (N, 784) -> (N, 1, 28, 28): the inputs Net accepts, for the CNN too."""
-    if x.dim() == 4 or x.shape[-1] * (x.shape[-2] if x.dim() == 3 else 1) != 784:
-        return x
-    return x.reshape(x.shape[0], 1, 28, 28)
 
 
 MODELS = {'Net': Net, 'CNN': CNN}
@@ -601,7 +603,6 @@ class Adam:
             p.data, p.grad = data, grad
         self.exp_avg = torch.zeros_like(self.data)
         self.exp_avg_sq = torch.zeros_like(self.data)
-        self.denom = torch.empty_like(self.data)  # reused: no 1 MB allocation per step
         self.steps = 0
 
     def zero_grad(self):
@@ -616,7 +617,7 @@ class Adam:
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
         # lr/b1 * m / (sqrt(v/b2) + eps), with sqrt(b2) folded into the constants: one op less
         sqrt_bias2 = math.sqrt(1 - beta2 ** self.steps)
-        denom = torch.sqrt(self.exp_avg_sq, out=self.denom).add_(self.eps * sqrt_bias2)
+        denom = self.exp_avg_sq.sqrt().add_(self.eps * sqrt_bias2)
         self.data.addcdiv_(self.exp_avg, denom, value=-self.lr * sqrt_bias2 / (1 - beta1 ** self.steps))
 
     def state_dict(self):

@@ -165,3 +165,4 @@ def test_cnn_builds_from_its_config_and_accepts_every_input_layout():
     assert torch.equal(clone(images), probs)
     assert torch.allclose(model(images.reshape(3, 784)), probs) and torch.allclose(model(images[:, 0]), probs)
     assert [name for name, _ in model.children()][-1] == 'output_activation'
+    assert model.backward(torch.ones(3, 10)).shape == (3, 28, 28)  # the gradient comes back in the input's layout
