@@ -7,16 +7,9 @@ computed on. Figures are built as `matplotlib.figure.Figure` objects rather than
 so they never open a window, need no closing and leave pyplot's state alone.
 """
 import functools
-import os
-import sys
 from pathlib import Path
 
 import matplotlib
-
-if (sys.platform.startswith('linux') and 'ipykernel' not in sys.modules
-        and not any(os.environ.get(v) for v in ('DISPLAY', 'WAYLAND_DISPLAY', 'MPLBACKEND'))):
-    matplotlib.use('Agg')  # no display: render to files only (Jupyter keeps its inline backend)
-
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -191,8 +184,8 @@ def prediction_distribution(evaluation):
     hist_ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     hist_ax.legend(loc='upper left')
 
-    true = np.bincount(evaluation.labels.cpu().numpy(), minlength=len(DIGITS))
-    predicted = np.bincount(evaluation.predictions.cpu().numpy(), minlength=len(DIGITS))
+    counts = confusion(evaluation)
+    true, predicted = counts.sum(1), counts.sum(0)
     count_ax.bar(DIGITS, true, color='0.8', label='is the true digit')
     count_ax.plot(DIGITS, predicted, '_', color='black', markersize=24, markeredgewidth=2.5,
                   label='is the predicted digit')

@@ -22,7 +22,7 @@ except ModuleNotFoundError:
 
 from PIL import Image, ImageDraw, ImageTk
 
-from predict import BlankImageError, load_model
+from predict import BlankImageError, load_model, open_image
 
 CANVAS = 280           # the drawing area, in pixels: 10x MNIST's 28
 PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
@@ -189,14 +189,14 @@ class DigitApp:
             messagebox.showerror('No model loaded', self.status.cget('text'), parent=self.root)
             return
         try:
-            prediction = self.model.predict(path)
+            image = open_image(path)
+            prediction = self.model.predict(image)
         except (FileNotFoundError, ValueError) as e:
             messagebox.showerror('Cannot classify this image', str(e), parent=self.root)
             return
         self.clear()
-        with Image.open(path) as image:
-            image.thumbnail((CANVAS, CANVAS))
-            self.photo = ImageTk.PhotoImage(image.convert('RGB'))
+        image.thumbnail((CANVAS, CANVAS))
+        self.photo = ImageTk.PhotoImage(image.convert('RGB'))
         self.canvas.create_image(CANVAS // 2, CANVAS // 2, image=self.photo)
         self.shown_file = path
         self.show(prediction)
@@ -216,7 +216,7 @@ class DigitApp:
                 source = f'in {name}' if len(name) <= 16 else f'in {name[:15]}…'
             self.confidence.configure(text=f'{prediction.confidence:.1%} confident\n{source}')
             probabilities, model_input = prediction.probabilities, Image.fromarray(prediction.model_input)
-        best = max(range(10), key=probabilities.__getitem__) if prediction else None
+        best = prediction.digit if prediction else None
         for d, ((bar, label), p) in enumerate(zip(self.bars, probabilities)):
             x0, y0, _, y1 = self.chart.coords(bar)
             self.chart.coords(bar, x0, y0, x0 + BAR_LENGTH * p, y1)
