@@ -150,7 +150,7 @@ def app(display):
     assert 'Traceback' not in app.close()
 
 
-def test_empty_canvas_shows_nothing(display):
+def test_a_click_without_a_drag_is_harmless(display):
     app = App(display)
     try:
         app.xdotool('mousemove', app.origin[0] + 140, app.origin[1] + 140, 'click', 1)  # a click with no drag

@@ -13,11 +13,11 @@ import torch
 from PIL import Image, ImageDraw
 
 import predict
-from data import load_mnist, load_splits, normalize
+from conftest import ROOT
+from data import normalize
 from evaluate import evaluate
 from predict import BlankImageError, load_model, preprocess, to_mnist
 
-ROOT = Path(__file__).resolve().parent.parent
 SEVEN = [(60, 50), (150, 50), (95, 170)]        # a '7' drawn in the top-left of a 280x280 page
 ONE = [(230, 140), (230, 260)]                  # a '1' in the bottom-right
 
@@ -50,8 +50,8 @@ def model():
 
 
 @pytest.fixture(scope='module')
-def mnist_test():
-    return load_mnist(download=False)['test']
+def mnist_test(mnist):
+    return mnist['test']
 
 
 # ---------------------------------------------------------------- preprocess
@@ -179,12 +179,12 @@ def test_checkpoint_saved_on_a_gpu_loads_on_a_cpu(tmp_path, model):
     assert load_model(tmp_path / 'gpu.pth').predict(ROOT / 'docs' / 'sample_digit.png').digit == 3
 
 
-def test_readme_states_the_shipped_checkpoints_test_accuracy():
+def test_readme_states_the_shipped_checkpoints_test_accuracy(mnist_test):
     readme = (ROOT / 'README.md').read_text()
     lines = re.findall(r'Shipped checkpoint: (model_checkpoints/best_model_\S+\.pth) — test accuracy '
                        r'(\d+\.\d\d)% \(10,000 test images\)\.', readme)
     assert lines, 'README.md has no line "Shipped checkpoint: model_checkpoints/<file> — test accuracy NN.NN% (10,000 test images)."'
-    images, labels = load_splits(download=False)['test']
+    images, labels = normalize(mnist_test[0]), mnist_test[1]  # the test split, as train.py evaluates it
     assert len(labels) == 10_000
     for path, stated in lines:
         assert subprocess.run(['git', 'ls-files', '--error-unmatch', path], cwd=ROOT,
