@@ -591,7 +591,13 @@ class Adam:
 
     On construction the parameters are packed into one flat buffer (each Parameter's data and
     grad become views of it), so a step is a handful of vector operations whatever the number
-    of layers. Create the optimizer after moving the model to its device, as in PyTorch."""
+    of layers. Create the optimizer after moving the model to its device, as in PyTorch.
+
+    Every 100 steps, moments too small to change a step (first below 1e-20, second below 1e-30)
+    are set to zero. A weight whose gradient is exactly zero (one into a dead ReLU unit) would
+    otherwise see its first moment decay into denormal floats (below 1.2e-38) and stay there: a
+    third of the MLP's do after one epoch, and x86 CPUs process denormals many times slower,
+    which made the default run 1.5x slower on a 2-core Intel Xeon."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params = list(params)
@@ -615,6 +621,10 @@ class Adam:
             self.data.mul_(1 - self.lr * self.weight_decay)
         self.exp_avg.lerp_(self.grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
+        # with betas above (0.7, 0.85), no moment falls from these bounds to a denormal in 100 steps
+        if self.steps % 100 == 0:
+            self.exp_avg.masked_fill_(self.exp_avg.abs() < 1e-20, 0)
+            self.exp_avg_sq.masked_fill_(self.exp_avg_sq < 1e-30, 0)
         # lr/b1 * m / (sqrt(v/b2) + eps), with sqrt(b2) folded into the constants: one op less
         sqrt_bias2 = math.sqrt(1 - beta2 ** self.steps)
         denom = self.exp_avg_sq.sqrt().add_(self.eps * sqrt_bias2)

@@ -160,6 +160,25 @@ def test_adam_matches_torch_optim(weight_decay):
     assert ours.steps == 6
 
 
+def test_adam_moments_of_a_weight_that_stops_learning_go_to_zero_not_denormal():
+    """A weight whose gradient becomes exactly zero (a dead ReLU unit's) still moves as in
+    torch.optim.Adam, but its moments end at zero rather than in the denormal floats that slow
+    a CPU down (nn.Adam's docstring)."""
+    start = torch.randn(1000, dtype=torch.float32)
+    ours, ref = nn.Parameter(start.clone()), start.clone().requires_grad_()
+    adam, ref_adam = nn.Adam([ours], betas=(0.9, 0.95)), torch.optim.Adam([ref], betas=(0.9, 0.95))
+    for step in range(3000):
+        grad = torch.randn(1000, dtype=torch.float32) * (step < 10)
+        ours.grad.copy_(grad)
+        ref.grad = grad.clone()
+        adam.step()
+        ref_adam.step()
+    assert rel_err(ours.data, ref.detach()) < 1e-6
+    for moment in adam.exp_avg, adam.exp_avg_sq:
+        assert not ((moment != 0) & (moment.abs() < torch.finfo(torch.float32).tiny)).any()
+        assert not moment.any()
+
+
 def test_adam_state_round_trip_continues_identically():
     def make():
         torch.manual_seed(1)
