@@ -1,6 +1,6 @@
 """Time one training epoch three ways, in one run on one machine, and print a table.
 
-    python benchmark.py                  # about 2 minutes on a 2-core CPU
+    python benchmark.py                  # about a minute on a 2-core CPU
 
 (a) this project's from-scratch Net on in-memory tensor batches (what train.py does);
 (b) the same architecture in torch.nn + autograd + torch.optim.Adam on the same batches;

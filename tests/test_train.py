@@ -161,7 +161,7 @@ def test_short_real_training_run_reaches_97_percent(tmp_path, mnist):
 
 
 def test_the_default_recipe_reaches_98_percent(tmp_path, mnist):
-    """The whole default run, `python train.py` (30 epochs, 30-50 s here): its best-by-validation
+    """The whole default run, `python train.py` (30 epochs, about 25 s here): its best-by-validation
     checkpoint must score the 98% on the test set that the README reports for it."""
     result = train.train(data_dir=DATA_DIR, checkpoint_dir=tmp_path, progress=False)
     assert len(result['history']) == 30
