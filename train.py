@@ -261,7 +261,8 @@ def train(config=None, **overrides):
         optimizer.load_state_dict(checkpoint['optimizer'])
         history, best = checkpoint['history'], checkpoint['best']
         start_epoch = checkpoint['epoch'] + 1
-        print(f'Resuming from {config.resume} after epoch {checkpoint["epoch"]}')
+        print(f'Resuming from {config.resume} after epoch {checkpoint["epoch"]}'
+              + (f' of {config.epochs}: nothing left to train' if start_epoch > config.epochs else ''))
 
     folder = Path(config.checkpoint_dir)
     print(f'Training {type(model).__name__} ({model.num_parameters():,} parameters) on {device} for '

@@ -61,8 +61,9 @@ def test_bad_checkpoints_get_clear_errors(tmp_path):
         train.load_checkpoint(foreign)
 
 
-def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, monkeypatch, mnist):
-    """The default recipe, its cosine learning rate included, stopped by Ctrl-C in epoch 3 of 4."""
+def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, monkeypatch, capsys, mnist):
+    """The default recipe, its cosine learning rate included, stopped by Ctrl-C in epoch 3 of 4.
+    Resuming a finished run trains nothing and says so."""
     full = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', **QUICK)
     train_interrupted(monkeypatch, 3, epochs=4, checkpoint_dir=tmp_path / 'split', **QUICK)
     resumed = train.train(epochs=4, checkpoint_dir=tmp_path / 'split',
@@ -76,6 +77,10 @@ def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, monkeypatch, mnist
     assert full['best_checkpoint'].name == resumed['best_checkpoint'].name
     assert (tmp_path / 'full' / 'training_history.csv').read_text().count('\n') == 5
     assert len(list((tmp_path / 'full').glob('best_model_*.pth'))) == 1  # older bests are replaced
+    capsys.readouterr()
+    again = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', resume=str(tmp_path / 'full' / 'last.pth'), **QUICK)
+    assert 'after epoch 4 of 4: nothing left to train' in capsys.readouterr().out
+    assert again['history'].equals(full['history'])
 
 
 def test_a_constant_rate_run_can_be_extended_and_a_scheduled_one_cannot(tmp_path, mnist):
