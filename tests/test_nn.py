@@ -175,8 +175,7 @@ def test_adam_moments_of_a_weight_that_stops_learning_go_to_zero_not_denormal():
         ref_adam.step()
     assert rel_err(ours.data, ref.detach()) < 1e-6
     for moment in adam.exp_avg, adam.exp_avg_sq:
-        assert not ((moment != 0) & (moment.abs() < torch.finfo(torch.float32).tiny)).any()
-        assert not moment.any()
+        assert not moment.any(), f'moments left at up to {moment.abs().max().item():.1e}'
 
 
 def test_adam_state_round_trip_continues_identically():
