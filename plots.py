@@ -13,12 +13,13 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import seaborn as sns
+import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from evaluate import DIGITS, confusion
+from evaluate import DIGITS, Evaluation, confusion
 
 # One look for every figure, readable when a README shows it about 800 pixels wide. Files are
 # written at 200 dpi, sharp on a high-DPI screen; the notebook shows figures at figure.dpi (100),
@@ -299,6 +300,75 @@ def confident_mistakes(evaluation, images, count=16, columns=8):
               f'p({true[i]:d}) = {percent(probabilities[i, true[i]].item())}' for i in worst]
     digit_grid(fig, images[worst], titles, [True] * len(worst), columns)
     fig.suptitle(f'The {len(worst)} most confident of {len(wrong):,} mistakes' if worst else 'No mistakes')
+    return fig
+
+
+# ---------------------------------------------------------------- calibration
+# calibration_bins and expected_calibration_error are metrics and belong in evaluate.py; they are
+# here until evaluate.py's rework lands.
+
+def calibration_bins(probabilities, labels, bins=15):
+    """Per equal-width confidence bin (lo, hi] of the highest probability: number of
+    predictions, their mean confidence and their accuracy (NaN for an empty bin), as numpy."""
+    probabilities = torch.as_tensor(probabilities).detach().cpu().double()
+    confidence, predicted = probabilities.max(1)
+    correct = (predicted == torch.as_tensor(labels).cpu()).double()
+    index = torch.bucketize(confidence, torch.arange(1, bins, dtype=torch.float64) / bins)
+    count = torch.bincount(index, minlength=bins).double()
+    with np.errstate(invalid='ignore'):
+        return (count.long().numpy(), (torch.bincount(index, confidence, minlength=bins) / count).numpy(),
+                (torch.bincount(index, correct, minlength=bins) / count).numpy())
+
+
+def expected_calibration_error(probabilities, labels, bins=15):
+    """ECE: the gap between accuracy and mean confidence in each equal-width confidence bin,
+    weighted by the bin's share of the predictions (sum of |acc - conf| * n_bin / N), 0..1."""
+    count, confidence, accuracy = calibration_bins(probabilities, labels, bins)
+    filled = count > 0
+    return float((np.abs(accuracy - confidence)[filled] * count[filled]).sum() / count.sum())
+
+
+def wilson_interval(successes, n, z=1.96):
+    """95% Wilson score interval of a binomial proportion: honest for small n and for 0 or n."""
+    p = successes / n
+    centre, half = p + z ** 2 / (2 * n), z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2))
+    return (centre - half) / (1 + z ** 2 / n), (centre + half) / (1 + z ** 2 / n)
+
+
+@figure
+def reliability_diagram(results, labels=None, bins=15):
+    """Accuracy against confidence in `bins` equal-width bins, with 95% intervals, the diagonal
+    of perfect calibration, each bin's number of predictions below, and the ECE in the legend.
+
+    `results`: an Evaluation; a (N, classes) probability tensor with `labels`; or, to compare
+    (e.g. before and after calibration), a dict name -> Evaluation or (probabilities, labels)."""
+    if not isinstance(results, dict):
+        results = {'': results if labels is None else (results, labels)}
+    results = {name: (r.probabilities, r.labels) if isinstance(r, Evaluation) else r
+               for name, r in results.items()}
+    fig = Figure(figsize=(7, 7.5), layout='constrained')
+    curve_ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
+    curve_ax.plot([0, 1], [0, 1], color='0.5', linestyle='--', linewidth=1, label='perfect calibration')
+    width = 0.9 / bins / len(results)
+    for i, (name, (probabilities, truth)) in enumerate(results.items()):
+        count, confidence, accuracy = calibration_bins(probabilities, truth, bins)
+        ece = expected_calibration_error(probabilities, truth, bins)
+        filled = count > 0
+        low, high = wilson_interval(accuracy[filled] * count[filled], count[filled])
+        color = f'C{i}'
+        yerr = np.clip([accuracy[filled] - low, high - accuracy[filled]], 0, None)  # 0, not -1e-17, at 0% and 100%
+        curve_ax.errorbar(confidence[filled], accuracy[filled], yerr=yerr,
+                          color=color, marker='o', markersize=5, capsize=3,
+                          label=f'{name + ": " if name else ""}ECE {100 * ece:.2f}% ({count.sum():,} predictions)')
+        left = np.arange(bins) / bins + 0.05 / bins + i * width
+        count_ax.bar(left[filled], count[filled], width, align='edge', color=color)
+    curve_ax.set(ylabel='accuracy in the bin', xlim=(0, 1), ylim=(0, 1.02))
+    fig.suptitle(f'Reliability diagram ({bins} equal-width confidence bins)')
+    curve_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    fig.legend(*curve_ax.get_legend_handles_labels(), loc='outside lower center',
+               title='accuracy with 95% intervals; ECE over all bins')
+    count_ax.set(xlabel='confidence (highest predicted probability)', ylabel='predictions\n(log scale)', yscale='log')
+    count_ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     return fig
 
 
