@@ -72,7 +72,7 @@ def log_y(ax):
 
 def epoch_axis(ax):
     ax.set_xlabel('epoch')
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: a tick at 1, not 0.95-1.05
 
 
 def percent(p):

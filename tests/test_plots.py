@@ -81,6 +81,13 @@ def test_combined_metrics_aligns_loss_accuracy_and_learning_rate(tmp_path):
     assert [best_line(ax)[0].get_xdata()[0] for ax in fig.axes] == [4, 4, 4]
 
 
+def test_a_one_epoch_history_has_whole_epoch_ticks():
+    for draw in (plots.training_history, plots.combined_metrics, plots.gradient_norms):
+        ax = draw(synthetic_history(epochs=1)).axes[-1]
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks == [1], (draw.__name__, ticks)
+
+
 def test_gradient_norms_finds_every_layer(tmp_path):
     history = synthetic_history().assign(grad_norm_middle=0.3)
     fig = saved(plots.gradient_norms(history, path=tmp_path / 'g.png'), tmp_path / 'g.png')
