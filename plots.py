@@ -7,25 +7,32 @@ computed on. Figures are built as `matplotlib.figure.Figure` objects rather than
 so they never open a window, need no closing and leave pyplot's state alone.
 """
 import functools
+import math
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import seaborn as sns
+import torch
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from evaluate import DIGITS, confusion
+from evaluate import DIGITS, Evaluation, confusion
 
 # One look for every figure, readable when a README shows it about 800 pixels wide. Files are
-# written at 100 dpi; notebooks show them at 72 dpi, which keeps a notebook with outputs small.
+# written at 200 dpi, sharp on a high-DPI screen; the notebook shows figures at figure.dpi (100),
+# and at twice that with `%config InlineBackend.figure_formats = ['retina']`.
 STYLE = {**sns.axes_style('whitegrid'), **sns.plotting_context('notebook'),
          'axes.titlesize': 13, 'axes.titleweight': 'bold', 'figure.titlesize': 14,
-         'figure.titleweight': 'bold', 'legend.frameon': True, 'figure.dpi': 72, 'savefig.dpi': 100,
+         'figure.titleweight': 'bold', 'legend.frameon': True, 'figure.dpi': 100, 'savefig.dpi': 200,
          'savefig.bbox': 'tight', 'savefig.facecolor': 'white', 'figure.facecolor': 'white'}
 SPLIT_COLORS = {'train': '#1f77b4', 'val': '#ff7f0e', 'test': '#2ca02c'}
 SPLIT_NAMES = {'train': 'training', 'val': 'validation', 'test': 'test'}
 RIGHT, WRONG = '#2ca02c', '#d62728'
+# Errors in red from a visible pink up: a single misclassified image must not vanish into white.
+ERRORS = ListedColormap(matplotlib.colormaps['Reds'](np.linspace(0.15, 0.95, 256)))
 
 
 def figure(draw):
@@ -65,7 +72,23 @@ def log_y(ax):
 
 def epoch_axis(ax):
     ax.set_xlabel('epoch')
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: a tick at 1, not 0.95-1.05
+
+
+def percent(p):
+    """A probability as a percentage with the decimals that tell it from 0% and 100% (one
+    significant digit of the distance to the nearer end): 99.97%, 0.004%, 98.1%. Below 0.001% it
+    is written in scientific notation (2.3e-05%); a top probability within 1e-6 of 1, which
+    float32 cannot resolve, as >99.9999%."""
+    if p >= 0.5:
+        gap = 100 * (1 - p)
+        if gap < 1e-4:
+            return '>99.9999%'
+    else:
+        gap = 100 * p
+        if gap < 1e-3:
+            return f'{gap:.1e}%' if gap > 0 else '0%'
+    return f'{100 * p:.{min(4, max(1, math.ceil(-math.log10(gap))))}f}%'
 
 
 # ---------------------------------------------------------------- training history
@@ -97,24 +120,29 @@ def training_history(history):
 
 @figure
 def combined_metrics(history):
-    """Training loss (left axis) and validation accuracy (right axis) on one plot."""
-    fig = Figure(figsize=(10, 4.5), layout='constrained')
-    loss_ax = fig.subplots()
-    acc_ax = loss_ax.twinx()
-    _, column = best_epoch(history)
+    """Training loss (log scale), validation accuracy and the learning rate in aligned panels over
+    the same epochs: how much of the falling training loss still buys accuracy, and where the
+    schedule slowed the run down."""
+    fig = Figure(figsize=(10, 7.5), layout='constrained')
+    loss_ax, acc_ax, lr_ax = fig.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.6])
+    row, column = best_epoch(history)
     split = column[:-4]
-    loss_ax.plot(history['epoch'], history['train_loss'], color=SPLIT_COLORS['train'], marker='o',
-                 markersize=3, label='training loss')
-    acc_ax.plot(history['epoch'], 100 * history[column], color=SPLIT_COLORS[split], marker='s',
-                markersize=3, label=f'{SPLIT_NAMES[split]} accuracy')
-    mark_best(loss_ax, history)
-    loss_ax.set_ylabel('training loss (cross-entropy)', color=SPLIT_COLORS['train'])
-    acc_ax.set_ylabel(f'{SPLIT_NAMES[split]} accuracy (%)', color=SPLIT_COLORS[split])
-    acc_ax.grid(False)
-    epoch_axis(loss_ax)
-    lines = loss_ax.get_lines() + acc_ax.get_lines()
-    fig.legend(lines, [line.get_label() for line in lines], loc='outside lower center', ncols=len(lines))
-    loss_ax.set_title(f'Training loss and {SPLIT_NAMES[split]} accuracy')
+    line = dict(marker='o', markersize=3)
+    loss_ax.plot(history['epoch'], history['train_loss'], color=SPLIT_COLORS['train'], **line)
+    acc_ax.plot(history['epoch'], 100 * history[column], color=SPLIT_COLORS[split], **line)
+    acc_ax.plot(row['epoch'], 100 * row[column], marker='*', markersize=16, color='gold',
+                markeredgecolor='black', linestyle='none', label=f'best: {100 * row[column]:.2f}%')
+    lr_ax.plot(history['epoch'], history['lr'], color='0.3', **line)
+    loss_ax.set_ylabel('training loss\n(cross-entropy, log scale)')
+    log_y(loss_ax)
+    acc_ax.set_ylabel(f'{SPLIT_NAMES[split]} accuracy (%)')
+    lr_ax.set(ylabel='learning rate', ylim=(0, None))
+    lr_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
+    for ax in (loss_ax, acc_ax, lr_ax):
+        mark_best(ax, history)
+    acc_ax.legend(loc='lower right')
+    epoch_axis(lr_ax)
+    fig.suptitle(f'Training loss, {SPLIT_NAMES[split]} accuracy and learning rate per epoch')
     return fig
 
 
@@ -141,37 +169,41 @@ def gradient_norms(history):
 
 @figure
 def confusion_matrix(evaluation):
-    """Counts of true against predicted digits, and the same rows as percentages, where the
-    colour shows only the errors (the diagonal holds each digit's accuracy)."""
+    """Counts of true against predicted digits, and the same rows as percentages of each true
+    digit. Only the errors are coloured, so that one misclassified image stands out as clearly
+    as ten; the diagonal (grey) holds the correct counts and each digit's accuracy."""
     counts = confusion(evaluation)
-    percent = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    percent_of_row = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
     diagonal = np.eye(len(DIGITS), dtype=bool)
-    errors_text = np.where(percent >= 0.05, np.char.mod('%.1f', percent), '')
+    hidden = diagonal | (counts == 0)  # blank: no error there
     fig = Figure(figsize=(13, 5.8), layout='constrained')
     count_ax, percent_ax = fig.subplots(1, 2)
-    sns.heatmap(counts, ax=count_ax, annot=True, fmt='d', cmap='Blues', cbar=False, square=True,
-                annot_kws={'fontsize': 9})
-    sns.heatmap(percent, ax=percent_ax, mask=diagonal, annot=errors_text, fmt='', cmap='Reds',
-                cbar_kws={'label': '% of the true digit', 'shrink': 0.8}, square=True,
-                annot_kws={'fontsize': 9}, vmin=0, linewidths=0.5, linecolor='white')
-    for d in DIGITS:
-        percent_ax.text(d + 0.5, d + 0.5, f'{percent[d, d]:.1f}', ha='center', va='center',
-                        fontsize=9, fontweight='bold', color=RIGHT)
-    count_ax.set_title('Test images per (true, predicted) pair')
-    percent_ax.set_title('Row-normalised: errors in red, accuracy in green')
-    for ax in (count_ax, percent_ax):
-        ax.set(xlabel='predicted digit', ylabel='true digit', facecolor='0.92')
+    panels = [(count_ax, counts, '%d', {'label': 'misclassified test images', 'ticks': MaxNLocator(integer=True)}),
+              (percent_ax, percent_of_row, '%.1f', {'label': "share of the true digit's test images",
+                                                    'format': PercentFormatter(100, decimals=1)})]
+    for ax, values, number, colorbar in panels:
+        sns.heatmap(values, ax=ax, mask=hidden, annot=np.char.mod(number, values), fmt='', cmap=ERRORS, vmin=0,
+                    square=True, annot_kws={'fontsize': 9}, linewidths=0.5, linecolor='0.9',
+                    cbar_kws={'shrink': 0.8, **colorbar})
+        for d in DIGITS:
+            ax.add_patch(Rectangle((d, d), 1, 1, facecolor='0.9', edgecolor='white', linewidth=0.5))
+            ax.text(d + 0.5, d + 0.5, number % values[d, d], ha='center', va='center',
+                    fontsize=9, fontweight='bold', color='#1a6e1a')
+        ax.set(xlabel='predicted digit', ylabel='true digit', facecolor='white')
         ax.grid(False)
         ax.tick_params(left=False, bottom=False, labelrotation=0)
-    fig.suptitle(f'Confusion matrix on {len(evaluation.labels):,} test images '
-                 f'(accuracy {100 * evaluation.accuracy:.2f}%)')
+    count_ax.set_title('Test images per (true, predicted) pair')
+    percent_ax.set_title('Percent of each true digit')
+    fig.suptitle(f'Confusion matrix on {len(evaluation.labels):,} test images (accuracy '
+                 f'{100 * evaluation.accuracy:.2f}%)\nerrors in red; the grey diagonal is correct')
     return fig
 
 
 @figure
 def prediction_distribution(evaluation):
-    """How confident right and wrong predictions are, and how often each digit is predicted
-    compared with how often it occurs."""
+    """How confident right and wrong predictions are, and which digits the model predicts more
+    or less often than they occur (predicted minus true count: the counts themselves are all
+    near 1,000 and would hide differences of a few)."""
     confidence = evaluation.probabilities.max(1).values.cpu().numpy()
     correct = (evaluation.predictions == evaluation.labels).cpu().numpy()
     fig = Figure(figsize=(11, 4.3), layout='constrained')
@@ -185,16 +217,21 @@ def prediction_distribution(evaluation):
     hist_ax.legend(loc='upper left')
 
     counts = confusion(evaluation)
-    true, predicted = counts.sum(1), counts.sum(0)
-    count_ax.bar(DIGITS, true, color='0.8', label='is the true digit')
-    count_ax.plot(DIGITS, predicted, '_', color='black', markersize=24, markeredgewidth=2.5,
-                  label='is the predicted digit')
+    true, difference = counts.sum(1), counts.sum(0) - counts.sum(1)
+    count_ax.bar(DIGITS, difference, color=np.where(difference >= 0, SPLIT_COLORS['train'], SPLIT_COLORS['val']))
+    count_ax.axhline(0, color='black', linewidth=1)
     for d in DIGITS:
-        count_ax.annotate(f'{predicted[d] - true[d]:+d}', (d, max(true[d], predicted[d])),
-                          xytext=(0, 5), textcoords='offset points', ha='center', fontsize=9)
-    count_ax.set(title='Predicted against true counts (difference above)', xlabel='digit',
-                 ylabel='test images', xticks=DIGITS, ylim=(0, 1.15 * max(true.max(), predicted.max())))
-    count_ax.legend(loc='lower right', framealpha=0.95)
+        count_ax.annotate(f'{difference[d]:+d}', (d, difference[d]), xytext=(0, 4 if difference[d] >= 0 else -4),
+                          textcoords='offset points', ha='center', va='bottom' if difference[d] >= 0 else 'top',
+                          fontsize=9)
+    for y, text, color in ((0.97, 'predicted more often than it occurs', SPLIT_COLORS['train']),
+                           (0.03, 'predicted less often than it occurs', SPLIT_COLORS['val'])):
+        count_ax.text(0.02, y, text, transform=count_ax.transAxes, color=color, fontsize=9,
+                      va='top' if y > 0.5 else 'bottom')
+    limit = 1.35 * max(1, np.abs(difference).max())
+    count_ax.set(title='Predicted minus true count per digit', ylabel='test images', ylim=(-limit, limit),
+                 xticks=DIGITS, xlabel=f'digit (each is {true.min():,} to {true.max():,} of the test images)')
+    count_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
@@ -209,40 +246,129 @@ def digit_grid(fig, images, titles, wrong, columns):
             continue
         ax.imshow(images[i].reshape(28, 28).cpu().numpy(), cmap='gray_r', interpolation='nearest')
         color = WRONG if wrong[i] else 'black'
-        ax.set_title(titles[i], fontsize=10, color=color, fontweight='bold' if wrong[i] else 'normal')
+        ax.set_title(titles[i], fontsize=9.5, color=color, fontweight='bold' if wrong[i] else 'normal')
         for spine in ax.spines.values():
             spine.set(visible=wrong[i], color=WRONG, linewidth=3)
 
 
 @figure
-def sample_predictions(evaluation, images, count=32, columns=8):
-    """The first `count` test digits with true label, prediction and confidence; errors in red."""
-    count = min(count, len(images))
-    confidence = evaluation.probabilities.max(1).values
-    true, predicted = evaluation.labels[:count].tolist(), evaluation.predictions[:count].tolist()
-    wrong = [t != p for t, p in zip(true, predicted)]
-    fig = Figure(figsize=(1.3 * columns, 1.55 * -(-count // columns) + 0.4), layout='constrained')
-    digit_grid(fig, images[:count], [f'true {t}, pred {p}\n{100 * c:.1f}%' for t, p, c in
-                                     zip(true, predicted, confidence[:count].tolist())], wrong, columns)
-    fig.suptitle(f'The first {count} test digits: {count - sum(wrong)} right, {sum(wrong)} wrong'
-                 + (' (in red)' if any(wrong) else ''))
+def sample_predictions(evaluation, images, count=24, columns=8):
+    """Three rows of `count // 3` test digits with true label, prediction and confidence: the
+    first right ones (what most predictions look like), the first wrong ones and the least
+    confident ones, right or wrong. Errors in red."""
+    confidence = evaluation.probabilities.max(1).values.cpu()
+    true, predicted = evaluation.labels.cpu(), evaluation.predictions.cpu()
+    right, wrong = (predicted == true).nonzero().flatten(), (predicted != true).nonzero().flatten()
+    per_row = max(1, count // 3)
+    unsure = confidence.argsort()[:per_row]
+    unsure_wrong = int((predicted[unsure] != true[unsure]).sum())
+    # (indices, row title, whether to name the runner-up digit)
+    groups = [(right[:per_row], f'Right: the first {min(per_row, len(right))} correct test digits', False),
+              (wrong[:per_row], f'Wrong: the first {min(per_row, len(wrong))} of {len(wrong):,} mistakes, in test order'
+               if len(wrong) else 'Wrong: none', False),
+              (unsure, f'Unsure: the {len(unsure)} least confident predictions '
+                       f'({len(unsure) - unsure_wrong} right, {unsure_wrong} wrong) and their second choice', True)]
+    columns = min(columns, per_row)
+    rows = [max(1, -(-len(indices) // columns)) for indices, _, _ in groups]
+    top2 = evaluation.probabilities.cpu().topk(2, dim=1)
+
+    def title(i, runner_up):
+        text = f'true {true[i]:d}, pred {predicted[i]:d}\n{percent(confidence[i].item())}'
+        return text + f', or {top2.indices[i, 1]:d}: {percent(top2.values[i, 1].item())}' if runner_up else text
+
+    fig = Figure(figsize=(1.5 * columns, 1.6 * sum(rows) + 0.35 * len(groups) + 0.4), layout='constrained')
+    for subfig, (indices, name, runner_up) in zip(fig.subfigures(len(groups), 1, height_ratios=rows), groups):
+        indices = indices.tolist()
+        subfig.suptitle(name, fontsize=11, x=0.01, ha='left')
+        digit_grid(subfig, images[indices], [title(i, runner_up) for i in indices],
+                   [true[i] != predicted[i] for i in indices], columns)
+    fig.suptitle(f'Sample predictions on {len(true):,} test digits: {len(right):,} right, {len(wrong):,} wrong (in red)')
     return fig
 
 
 @figure
 def confident_mistakes(evaluation, images, count=16, columns=8):
     """The wrong predictions the model was most sure of: what it saw, what it said, and the
-    probability it gave the true digit."""
+    probability it gave the true digit, with the decimals that tell the tiles apart."""
     probabilities = evaluation.probabilities.cpu()
     true, predicted = evaluation.labels.cpu(), evaluation.predictions.cpu()
     confidence = probabilities.max(1).values
     wrong = (predicted != true).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:count].tolist()
-    fig = Figure(figsize=(1.3 * columns, 1.9 * max(1, -(-len(worst) // columns)) + 0.4), layout='constrained')
-    titles = [f'true {true[i]:d}, pred {predicted[i]:d}\np({predicted[i]:d}) = {100 * confidence[i]:.1f}%\n'
-              f'p({true[i]:d}) = {100 * probabilities[i, true[i]]:.1f}%' for i in worst]
+    fig = Figure(figsize=(1.4 * columns, 1.9 * max(1, -(-len(worst) // columns)) + 0.4), layout='constrained')
+    titles = [f'true {true[i]:d}, pred {predicted[i]:d}\np({predicted[i]:d}) = {percent(confidence[i].item())}\n'
+              f'p({true[i]:d}) = {percent(probabilities[i, true[i]].item())}' for i in worst]
     digit_grid(fig, images[worst], titles, [True] * len(worst), columns)
     fig.suptitle(f'The {len(worst)} most confident of {len(wrong):,} mistakes' if worst else 'No mistakes')
+    return fig
+
+
+# ---------------------------------------------------------------- calibration
+# calibration_bins and expected_calibration_error are metrics and belong in evaluate.py; they are
+# here until evaluate.py's rework lands.
+
+def calibration_bins(probabilities, labels, bins=15):
+    """Per equal-width confidence bin (lo, hi] of the highest probability: number of
+    predictions, their mean confidence and their accuracy (NaN for an empty bin), as numpy."""
+    probabilities = torch.as_tensor(probabilities).detach().cpu().double()
+    confidence, predicted = probabilities.max(1)
+    correct = (predicted == torch.as_tensor(labels).cpu()).double()
+    index = torch.bucketize(confidence, torch.arange(1, bins, dtype=torch.float64) / bins)
+    count = torch.bincount(index, minlength=bins).double()
+    with np.errstate(invalid='ignore'):
+        return (count.long().numpy(), (torch.bincount(index, confidence, minlength=bins) / count).numpy(),
+                (torch.bincount(index, correct, minlength=bins) / count).numpy())
+
+
+def expected_calibration_error(probabilities, labels, bins=15):
+    """ECE: the gap between accuracy and mean confidence in each equal-width confidence bin,
+    weighted by the bin's share of the predictions (sum of |acc - conf| * n_bin / N), 0..1."""
+    count, confidence, accuracy = calibration_bins(probabilities, labels, bins)
+    filled = count > 0
+    return float((np.abs(accuracy - confidence)[filled] * count[filled]).sum() / count.sum())
+
+
+def wilson_interval(successes, n, z=1.96):
+    """95% Wilson score interval of a binomial proportion: honest for small n and for 0 or n."""
+    p = successes / n
+    centre, half = p + z ** 2 / (2 * n), z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2))
+    return (centre - half) / (1 + z ** 2 / n), (centre + half) / (1 + z ** 2 / n)
+
+
+@figure
+def reliability_diagram(results, labels=None, bins=15):
+    """Accuracy against confidence in `bins` equal-width bins, with 95% intervals, the diagonal
+    of perfect calibration, each bin's number of predictions below, and the ECE in the legend.
+
+    `results`: an Evaluation; a (N, classes) probability tensor with `labels`; or, to compare
+    (e.g. before and after calibration), a dict name -> Evaluation or (probabilities, labels)."""
+    if not isinstance(results, dict):
+        results = {'': results if labels is None else (results, labels)}
+    results = {name: (r.probabilities, r.labels) if isinstance(r, Evaluation) else r
+               for name, r in results.items()}
+    fig = Figure(figsize=(7, 7.5), layout='constrained')
+    curve_ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
+    curve_ax.plot([0, 1], [0, 1], color='0.5', linestyle='--', linewidth=1, label='perfect calibration')
+    width = 0.9 / bins / len(results)
+    for i, (name, (probabilities, truth)) in enumerate(results.items()):
+        count, confidence, accuracy = calibration_bins(probabilities, truth, bins)
+        ece = expected_calibration_error(probabilities, truth, bins)
+        filled = count > 0
+        low, high = wilson_interval(accuracy[filled] * count[filled], count[filled])
+        color = f'C{i}'
+        yerr = np.clip([accuracy[filled] - low, high - accuracy[filled]], 0, None)  # 0, not -1e-17, at 0% and 100%
+        curve_ax.errorbar(confidence[filled], accuracy[filled], yerr=yerr,
+                          color=color, marker='o', markersize=5, capsize=3,
+                          label=f'{name + ": " if name else ""}ECE {100 * ece:.2f}% ({count.sum():,} predictions)')
+        left = np.arange(bins) / bins + 0.05 / bins + i * width
+        count_ax.bar(left[filled], count[filled], width, align='edge', color=color)
+    curve_ax.set(ylabel='accuracy in the bin', xlim=(0, 1), ylim=(0, 1.02))
+    fig.suptitle(f'Reliability diagram ({bins} equal-width confidence bins)')
+    curve_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    fig.legend(*curve_ax.get_legend_handles_labels(), loc='outside lower center',
+               title='accuracy with 95% intervals; ECE over all bins')
+    count_ax.set(xlabel='confidence (highest predicted probability)', ylabel='predictions\n(log scale)', yscale='log')
+    count_ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     return fig
 
 

@@ -2,12 +2,14 @@
 and a PNG written when a path is given."""
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.ticker import PercentFormatter
 
 import plots
-from evaluate import Evaluation
+from evaluate import Evaluation, confusion
 
 
 def synthetic_history(epochs=6, val=True):
@@ -68,12 +70,22 @@ def test_best_epoch_falls_back_to_test_accuracy_without_validation():
     assert fig.axes[1].get_ylabel() == 'test accuracy (%)'
 
 
-def test_combined_metrics_has_two_y_axes(tmp_path):
-    fig = saved(plots.combined_metrics(synthetic_history(), path=tmp_path / 'c.png'), tmp_path / 'c.png')
-    loss_ax, acc_ax = fig.axes
-    assert loss_ax.get_title() == 'Training loss and validation accuracy'
-    assert 'training loss' in loss_ax.get_ylabel() and 'validation accuracy' in acc_ax.get_ylabel()
-    assert best_line(loss_ax)[0].get_xdata()[0] == 4
+def test_combined_metrics_aligns_loss_accuracy_and_learning_rate(tmp_path):
+    history = synthetic_history().assign(lr=lambda h: 1e-3 / h['epoch'])
+    fig = saved(plots.combined_metrics(history, path=tmp_path / 'c.png'), tmp_path / 'c.png')
+    loss_ax, acc_ax, lr_ax = fig.axes  # three panels, no twin axis
+    assert loss_ax.get_shared_x_axes().joined(loss_ax, lr_ax) and acc_ax.get_shared_x_axes().joined(acc_ax, lr_ax)
+    assert loss_ax.get_yscale() == 'log' and 'training loss' in loss_ax.get_ylabel()
+    assert acc_ax.get_ylabel() == 'validation accuracy (%)' and lr_ax.get_ylabel() == 'learning rate'
+    assert list(lr_ax.get_lines()[0].get_ydata()) == list(history['lr'])
+    assert [best_line(ax)[0].get_xdata()[0] for ax in fig.axes] == [4, 4, 4]
+
+
+def test_a_one_epoch_history_has_whole_epoch_ticks():
+    for draw in (plots.training_history, plots.combined_metrics, plots.gradient_norms):
+        ax = draw(synthetic_history(epochs=1)).axes[-1]
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks == [1], (draw.__name__, ticks)
 
 
 def test_gradient_norms_finds_every_layer(tmp_path):
@@ -96,6 +108,17 @@ def test_confusion_matrix(tmp_path):
     assert f'{100 * evaluation.accuracy:.2f}%' in fig.get_suptitle()
     # the count annotations add up to the number of images
     assert sum(int(t.get_text()) for t in count_ax.texts) == len(evaluation.labels)
+    # only errors are coloured: the diagonal and the empty cells are masked out of the colour map
+    counts = confusion(evaluation)
+    for ax in (count_ax, percent_ax):
+        mesh = ax.collections[0]
+        assert (np.ma.getmaskarray(mesh.get_array()).reshape(10, 10) == (np.eye(10, dtype=bool) | (counts == 0))).all()
+    # one error is visibly coloured, not white
+    mesh = count_ax.collections[0]
+    assert sum(mesh.cmap(mesh.norm(1))[:3]) < 2.8
+    # the percentage colour bar reads in percent
+    formatter = percent_ax.collections[0].colorbar.formatter
+    assert isinstance(formatter, PercentFormatter) and formatter(1.0, 0) == '1.0%'
 
 
 def test_prediction_distribution(tmp_path):
@@ -105,19 +128,61 @@ def test_prediction_distribution(tmp_path):
     assert titles(fig)[0] == 'Confidence of each prediction' and hist_ax.get_yscale() == 'log'
     wrong = (evaluation.predictions != evaluation.labels).sum().item()
     assert f'wrong ({wrong})' in [t.get_text() for t in hist_ax.get_legend().get_texts()]
-    assert [bar.get_height() for bar in count_ax.patches] == [20] * 10
+    # one bar per digit: how many more times it was predicted than it occurs
+    counts = confusion(evaluation)
+    heights = [bar.get_height() for bar in count_ax.patches]
+    assert heights == list(counts.sum(0) - counts.sum(1)) and sum(heights) == 0 and any(heights)
+    assert count_ax.get_legend() is None
 
 
-def test_sample_predictions_highlights_errors(tmp_path):
+def tile_digits(ax):
+    true, predicted = ax.get_title().split('\n')[0].removeprefix('true ').split(', pred ')
+    return int(true), int(predicted)
+
+
+def test_sample_predictions_shows_right_wrong_and_unsure_rows(tmp_path):
     evaluation = synthetic_evaluation()
     fig = saved(plots.sample_predictions(evaluation, images(), count=12, columns=6, path=tmp_path / 's.png'),
                 tmp_path / 's.png')
-    assert len(fig.axes) == 12
-    wrong = (evaluation.predictions[:12] != evaluation.labels[:12]).tolist()
-    assert 0 < sum(wrong) < 12
-    for ax, is_wrong in zip(fig.axes, wrong):
-        assert ax.get_title().startswith('true ') and ax.spines['top'].get_visible() == is_wrong
-    assert f'{sum(wrong)} wrong' in fig.get_suptitle()
+    right_row, wrong_row, unsure_row = fig.subfigs
+    assert [len(row.axes) for row in fig.subfigs] == [4, 4, 4]
+    for ax in right_row.axes:
+        true, predicted = tile_digits(ax)
+        assert true == predicted and not ax.spines['top'].get_visible()
+    wrong = (evaluation.predictions != evaluation.labels).nonzero().flatten()
+    assert [tile_digits(ax) for ax in wrong_row.axes] == [
+        (evaluation.labels[i].item(), evaluation.predictions[i].item()) for i in wrong[:4]]
+    assert all(ax.spines['top'].get_visible() for ax in wrong_row.axes)
+    unsure = evaluation.probabilities.max(1).values.argsort()[:4]
+    assert [tile_digits(ax) for ax in unsure_row.axes] == [
+        (evaluation.labels[i].item(), evaluation.predictions[i].item()) for i in unsure]
+    assert ', or ' in unsure_row.axes[0].get_title()  # the runner-up of an unsure prediction
+    assert f'{len(wrong)} wrong' in fig.get_suptitle()
+
+
+def test_sample_predictions_finds_wrong_cases_beyond_the_first_images():
+    evaluation = synthetic_evaluation()
+    evaluation.predictions = evaluation.labels.clone()
+    evaluation.predictions[150] = (evaluation.labels[150] + 1) % 10  # the only mistake, far down
+    fig = plots.sample_predictions(evaluation, images(), count=24)
+    assert [tile_digits(ax) for ax in fig.subfigs[1].axes if ax.get_title()] == [
+        (evaluation.labels[150].item(), evaluation.predictions[150].item())]
+    evaluation.predictions = evaluation.labels
+    assert plots.sample_predictions(evaluation, images()).subfigs[1].get_suptitle() == 'Wrong: none'
+
+
+@pytest.mark.parametrize('p, text', [(0.9997, '99.97%'), (0.99996, '99.996%'), (0.999997, '99.9997%'),
+                                     (1.0, '>99.9999%'), (0.9999999, '>99.9999%'), (0.5, '50.0%'),
+                                     (0.123, '12.3%'), (0.99, '99.0%'), (0.00312, '0.3%'), (3.12e-5, '0.003%'), (2.3e-7, '2.3e-05%'),
+                                     (0.0, '0%')])
+def test_percent_has_the_digits_that_matter(p, text):
+    assert plots.percent(p) == text
+
+
+def test_percent_never_rounds_to_0_or_100():
+    for p in np.concatenate([np.logspace(-5, -0.4, 400), 1 - np.logspace(-6, -0.4, 400)]):
+        value = float(plots.percent(p).rstrip('%'))
+        assert 0 < value < 100, (p, plots.percent(p))
 
 
 def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
@@ -126,14 +191,76 @@ def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
                 tmp_path / 'x.png')
     shown = [ax for ax in fig.axes if ax.get_title()]
     assert len(shown) == 5
-    confidences = [float(ax.get_title().split('\n')[1].split('= ')[1].rstrip('%')) for ax in shown]
-    assert confidences == sorted(confidences, reverse=True)
-    for ax in shown:
-        true, predicted = ax.get_title().split('\n')[0].removeprefix('true ').split(', pred ')
-        assert true != predicted
+    confidence = evaluation.probabilities.max(1).values
+    wrong = (evaluation.predictions != evaluation.labels).nonzero().flatten()
+    expected = wrong[confidence[wrong].argsort(descending=True)][:5]
+    for ax, i in zip(shown, expected.tolist()):
+        true, predicted = tile_digits(ax)
+        assert (true, predicted) == (evaluation.labels[i].item(), evaluation.predictions[i].item()) and true != predicted
+        assert ax.get_title().split('\n')[1:] == [f'p({predicted}) = {plots.percent(confidence[i].item())}',
+                                                  f'p({true}) = {plots.percent(evaluation.probabilities[i, true].item())}']
     perfect = synthetic_evaluation()
     perfect.predictions = perfect.labels
     assert plots.confident_mistakes(perfect, images()).get_suptitle() == 'No mistakes'
+
+
+def calibration_set(groups):
+    """Probabilities and labels from (confidence, predictions, correct ones): each row's top
+    probability is `confidence` on class 0, the rest shared by the other nine classes."""
+    probabilities, labels = [], []
+    for confidence, n, correct in groups:
+        row = torch.full((10,), (1 - confidence) / 9, dtype=torch.float64)
+        row[0] = confidence
+        probabilities.append(row.expand(n, 10))
+        labels.append(torch.tensor([0] * correct + [1] * (n - correct)))
+    return torch.cat(probabilities), torch.cat(labels)
+
+
+def test_expected_calibration_error_known_values():
+    calibrated = calibration_set([(0.3, 20, 6), (0.55, 40, 22), (0.8, 100, 80), (0.95, 200, 190), (1.0, 50, 50)])
+    assert plots.expected_calibration_error(*calibrated) == pytest.approx(0, abs=1e-12)
+    overconfident = calibration_set([(0.9, 100, 60)])
+    assert plots.expected_calibration_error(*overconfident) == pytest.approx(0.3)
+    # half the predictions 30 points overconfident, half calibrated: 0.3 * 1/2
+    assert plots.expected_calibration_error(*calibration_set([(0.9, 50, 30), (0.7, 50, 35)])) == pytest.approx(0.15)
+    # bins are (lo, hi]: 0.4 and 0.39 share the bin (1/3, 0.4]; 0.41 is in the next one
+    shared = calibration_set([(0.4, 10, 10), (0.39, 10, 0)])
+    assert plots.calibration_bins(*shared)[0][5] == 20
+    assert plots.expected_calibration_error(*shared) == pytest.approx(abs(0.5 - 0.395))
+    split = calibration_set([(0.41, 10, 10), (0.39, 10, 0)])
+    assert plots.expected_calibration_error(*split) == pytest.approx((0.59 + 0.39) / 2)
+
+
+def test_expected_calibration_error_matches_a_direct_loop():
+    evaluation = synthetic_evaluation(n=500)
+    confidence, predicted = evaluation.probabilities.double().max(1)
+    correct = (predicted == evaluation.labels).double()
+    total = 0.0
+    for b in range(15):
+        inside = (confidence > b / 15) & (confidence <= (b + 1) / 15)
+        if inside.any():
+            total += abs(correct[inside].mean() - confidence[inside].mean()).item() * inside.sum().item()
+    assert plots.expected_calibration_error(evaluation.probabilities, evaluation.labels) == pytest.approx(total / 500)
+    split = calibration_set([(0.41, 10, 10), (0.39, 10, 0)])
+    assert plots.expected_calibration_error(*split, bins=2) == pytest.approx(0.1)  # one bin (0, 0.5]: |0.5 - 0.4|
+
+
+def test_reliability_diagram_compares_before_and_after(tmp_path):
+    evaluation = synthetic_evaluation(n=500)
+    sharpened = (evaluation.probabilities.log() * 3).softmax(1)  # overconfident
+    fig = saved(plots.reliability_diagram({'before': (sharpened, evaluation.labels), 'after': evaluation},
+                                          path=tmp_path / 'r.png'), tmp_path / 'r.png')
+    curve_ax, count_ax = fig.axes
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    for name, probabilities in (('before', sharpened), ('after', evaluation.probabilities)):
+        ece = plots.expected_calibration_error(probabilities, evaluation.labels)
+        assert f'{name}: ECE {100 * ece:.2f}% (500 predictions)' in legend
+    assert 'perfect calibration' in legend and '15 equal-width' in fig.get_suptitle()
+    diagonal = [line for line in curve_ax.get_lines() if line.get_label() == 'perfect calibration'][0]
+    assert list(diagonal.get_xdata()) == list(diagonal.get_ydata()) == [0, 1]
+    assert sum(bar.get_height() for bar in count_ax.patches) == 2 * 500  # every prediction in one bin, per model
+    single = plots.reliability_diagram(evaluation.probabilities, evaluation.labels)
+    assert [t.get_text() for t in single.legends[0].get_texts()][1].startswith('ECE ')
 
 
 def test_data_figures(tmp_path):
