@@ -6,15 +6,17 @@ swapped file is named in a clear error instead of training on garbage.
 """
 import gzip
 import hashlib
+import http.client
 import math
-import shutil
 import struct
 import urllib.request
+import zlib
 from pathlib import Path
 
 import torch
 
 MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/')
+DOWNLOAD_TIMEOUT = 15  # seconds a mirror may stay silent before the next is tried
 
 # decompressed name -> (MD5 of the decompressed file, shape of the array it holds)
 FILES = {
@@ -64,14 +66,23 @@ def read_verified(data_dir, name, download=True):
     """Decompressed bytes of one MNIST file, checked against its MD5 (downloaded if missing)."""
     folder = raw_dir(data_dir)
     plain, packed = folder / name, folder / f'{name}.gz'
-    if not plain.exists() and not packed.exists():
-        if not download:
-            raise DataError(missing_message(folder, name))
-        fetch(packed)
-    path = plain if plain.exists() else packed
     try:
-        content = gzip.decompress(path.read_bytes()) if path == packed else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        check_folder(folder)
+        path = next((p for p in (plain, packed) if p.exists()), None)
+        if path is None:
+            if not download:
+                raise DataError(missing_message(folder, name))
+            fetch(packed)
+            path = packed
+        if path.is_dir():
+            raise DataError(f'{path} is a folder, not the MNIST file: remove it and copy the file '
+                            f'{packed.name} into {folder}/')
+        stored = path.read_bytes()
+    except OSError as e:
+        raise DataError(os_error_message(e, folder)) from None
+    try:
+        content = gzip.decompress(stored) if path == packed else stored
+    except (OSError, EOFError, zlib.error) as e:   # a bad gzip header, a cut or a bit-flipped stream
         raise DataError(f'{path}: cannot be read or decompressed ({e}); delete it and copy or '
                         f'download it again') from None
     md5, shape = FILES[name]
@@ -88,6 +99,26 @@ def read_verified(data_dir, name, download=True):
     return content
 
 
+def check_folder(folder):
+    """DataError when a file stands where `folder` or one of its parents should be a folder
+    (e.g. --data-dir names a file): the files could neither be found nor downloaded there."""
+    for path in (folder, *folder.parents):
+        if path.exists():   # the nearest part of the path that exists must be a folder
+            if not path.is_dir():
+                raise DataError(f'{path} is a file, not a folder: MNIST is kept in {folder}/. '
+                                f'Pass another --data-dir, or move the file away.')
+            return
+
+
+def os_error_message(e, folder):
+    """One line for an error of the file system while finding, reading or writing MNIST files."""
+    where = e.filename or folder
+    if isinstance(e, PermissionError):
+        return (f'{where}: permission denied. Make the data folder readable and writable for this '
+                f'user (e.g. `chmod -R u+rwX {folder}`), or pass another --data-dir.')
+    return f'{where}: {e.strerror or e}. Check the disk, or pass another --data-dir.'
+
+
 def missing_message(folder, name):
     return (f'{folder / name}(.gz) is missing. Copy the four MNIST files '
             f'({", ".join(f + ".gz" for f in FILES)}) into {folder}/, '
@@ -95,19 +126,19 @@ def missing_message(folder, name):
 
 
 def fetch(target):
-    """Download one .gz file from the first mirror that answers, atomically."""
+    """Download one .gz file from the first mirror that answers, atomically: a failed or cut
+    download leaves nothing behind. Raises OSError when the folder cannot be written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for mirror in MIRRORS:
         try:
-            with urllib.request.urlopen(mirror + target.name, timeout=15) as response:
-                tmp = target.with_suffix('.part')
-                with open(tmp, 'wb') as f:
-                    shutil.copyfileobj(response, f)
-                tmp.replace(target)
-                return
-        except OSError as e:
+            with urllib.request.urlopen(mirror + target.name, timeout=DOWNLOAD_TIMEOUT) as response:
+                content = response.read()
+        except (OSError, http.client.HTTPException) as e:   # URLError, timeouts, a cut connection
             errors.append(f'{mirror}: {e}')
+            continue
+        write_atomically(target, content)
+        return
     raise DataError(missing_message(target.parent, target.name[:-3])
                     + ' The download failed: ' + '; '.join(errors))
 
@@ -129,9 +160,21 @@ def extract(data_dir='data', download=True):
         path = raw_dir(data_dir) / name
         if not path.exists():
             content = read_verified(data_dir, name, download)
-            tmp = path.with_suffix('.part')
-            tmp.write_bytes(content)
-            tmp.replace(path)
+            try:
+                write_atomically(path, content)
+            except OSError as e:
+                raise DataError(os_error_message(e, raw_dir(data_dir))) from None
+
+
+def write_atomically(path, content):
+    """Write to a temporary name renamed into place, so no half-written file ever bears the
+    real name; the temporary file is removed when writing fails (e.g. a full disk)."""
+    partial = path.with_suffix('.part')
+    try:
+        partial.write_bytes(content)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def normalize(images):

@@ -1,7 +1,11 @@
 """MNIST loading: IDX parsing, integrity checks with clear errors, and torchvision-equal preprocessing."""
+import errno
 import gzip
+import http.client
 import shutil
 import struct
+import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,6 +90,99 @@ def test_swapped_files_are_recognised(raw_copy):
     shutil.copy(raw / 'train-labels-idx1-ubyte.gz', raw / 't10k-labels-idx1-ubyte.gz')
     with pytest.raises(data.DataError, match=r'shape \(60000,\), not \(10000,\): is it another MNIST file renamed'):
         data.load_mnist(raw_copy, download=False)
+
+
+@pytest.mark.parametrize('offset', [200, 500, 1000, 3000])
+def test_bit_flip_in_a_compressed_file_is_reported(raw_copy, offset):
+    """One flipped bit in the deflate stream: zlib fails (e.g. 'invalid distance too far back')
+    or the CRC does, depending on where it lands; either way the file is named."""
+    path = data.raw_dir(raw_copy) / 't10k-labels-idx1-ubyte.gz'
+    content = bytearray(path.read_bytes())
+    content[offset] ^= 0x10
+    path.write_bytes(bytes(content))
+    with pytest.raises(data.DataError, match=rf'^{path}: cannot be read or decompressed .*delete it and copy'):
+        data.load_mnist(raw_copy, download=False)
+
+
+def test_unreadable_folder_is_reported(raw_copy, monkeypatch):
+    """Tests run as root, which ignores permission bits, so the operating system's answer is
+    stood in for: every stat inside the folder fails with EACCES, as it does for a user when the
+    folder's mode is 000 (Path.exists then raises PermissionError)."""
+    raw = data.raw_dir(raw_copy)
+    real_stat = Path.stat
+
+    def stat(self, **kwargs):
+        if self.parent == raw:
+            raise PermissionError(errno.EACCES, 'Permission denied', str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, 'stat', stat)
+    for download in (False, True):
+        with pytest.raises(data.DataError, match=rf'^{raw}/\S+: permission denied\. Make the data folder readable'):
+            data.load_mnist(raw_copy, download=download)
+
+
+@pytest.mark.parametrize('file_at', ['.', 'MNIST', 'MNIST/raw'])
+@pytest.mark.parametrize('download', [False, True])
+def test_a_file_where_the_data_folder_should_be(tmp_path, file_at, download):
+    data_dir = tmp_path / 'data'
+    (data_dir / file_at).parent.mkdir(parents=True, exist_ok=True)
+    (data_dir / file_at).write_text('not a folder')
+    with pytest.raises(data.DataError, match=rf'^{data_dir / file_at if file_at != "." else data_dir} '
+                                             rf'is a file, not a folder: .*--data-dir'):
+        data.load_mnist(data_dir, download=download)
+
+
+@pytest.mark.parametrize('name', ['t10k-labels-idx1-ubyte', 't10k-labels-idx1-ubyte.gz'])
+def test_a_folder_where_a_file_should_be(raw_copy, name):
+    raw = data.raw_dir(raw_copy)
+    (raw / 't10k-labels-idx1-ubyte.gz').unlink()
+    (raw / name).mkdir()
+    with pytest.raises(data.DataError, match=rf'^{raw / name} is a folder, not the MNIST file: remove it'):
+        data.load_mnist(raw_copy, download=False)
+
+
+def test_failed_download_names_each_mirror_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """Offline, or a connection cut mid-transfer (http.client.IncompleteRead is no OSError)."""
+    def unreachable(url, timeout):
+        raise urllib.error.URLError('Name or service not known')
+
+    class Cut:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, *args):
+            raise http.client.IncompleteRead(b'partial', 1000)
+
+    for urlopen, reason in [(unreachable, 'Name or service not known'), (lambda url, timeout: Cut(), 'IncompleteRead')]:
+        monkeypatch.setattr(data.urllib.request, 'urlopen', urlopen)
+        with pytest.raises(data.DataError) as error:
+            data.load_mnist(tmp_path, download=True)
+        message = str(error.value)
+        assert message.startswith(f'{data.raw_dir(tmp_path)}/train-images-idx3-ubyte(.gz) is missing.')
+        assert all(f'{mirror}: ' in message for mirror in data.MIRRORS) and reason in message, message
+        assert list(data.raw_dir(tmp_path).iterdir()) == []
+
+
+def test_unwritable_folder_for_a_download_is_reported(tmp_path, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, 'Permission denied', str(self))
+
+    monkeypatch.setattr(Path, 'mkdir', refuse)
+    with pytest.raises(data.DataError, match=rf'^{data.raw_dir(tmp_path)}: permission denied\. Make the data folder'):
+        data.load_mnist(tmp_path, download=True)
+
+
+def test_extract_into_a_full_disk_is_reported(raw_copy, monkeypatch):
+    def full(self, content):
+        raise OSError(errno.ENOSPC, 'No space left on device', str(self))
+
+    monkeypatch.setattr(Path, 'write_bytes', full)
+    with pytest.raises(data.DataError, match=r'train-images-idx3-ubyte.part: No space left on device. Check the disk'):
+        data.extract(raw_copy, download=False)
 
 
 def test_real_mnist_shapes_and_labels(mnist):
