@@ -2,6 +2,7 @@
 import errno
 import gzip
 import http.client
+import math
 import shutil
 import struct
 import urllib.error
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
@@ -311,3 +313,34 @@ def test_augment_draws_from_the_global_generator(digits):
     first = data.augment(images)
     torch.manual_seed(5)
     assert torch.equal(data.augment(images), first)
+
+
+def library_warp(images, max_shift=2.0, max_rotation=10.0, max_scale=0.1, background=-1.0):
+    """The reference: the distortion data.augment draws (same parameters, drawn in the same order
+    from the global generator), done by torch's affine_grid + grid_sample."""
+    n, c, h, w = images.shape
+
+    def uniform(*shape, bound):
+        return (torch.rand(*shape, dtype=images.dtype) * 2 - 1) * bound
+
+    angle = uniform(n, bound=math.radians(max_rotation))
+    zoom = 1 + uniform(n, bound=max_scale)
+    shift_x, shift_y = uniform(2, n, bound=max_shift)
+    cos, sin = angle.cos() / zoom, angle.sin() / zoom
+    # output point (x, y) in pixels from the centre reads the source point R (x - shift_x, y - shift_y),
+    # in grid_sample's units: the image spans -1..1, a pixel is 2/w wide and 2/h high
+    theta = torch.stack([
+        torch.stack([cos, sin * h / w, -(cos * shift_x + sin * shift_y) * 2 / w], 1),
+        torch.stack([-sin * w / h, cos, (sin * shift_x - cos * shift_y) * 2 / h], 1)], 1)
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    return F.grid_sample(images - background, grid, align_corners=False) + background  # 0 outside: background
+
+
+@pytest.mark.parametrize('shape, ranges', [((256, 1, 28, 28), ()), ((64, 3, 20, 28), (3, 20, 0.2))],
+                         ids=['mnist', 'wide-rgb-larger-ranges'])
+def test_augment_equals_torchs_affine_grid_and_grid_sample(digits, shape, ranges):
+    images = digits[0] if shape[0] == 256 else torch.rand(shape) * 2 - 1
+    torch.manual_seed(1)
+    ours = data.augment(images, *ranges)
+    torch.manual_seed(1)
+    assert torch.allclose(ours, library_warp(images, *ranges), atol=2e-5)
