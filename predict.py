@@ -9,12 +9,13 @@ prepared the way MNIST's digits were: light ink on a dark background, the digit 
 """
 import argparse
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 import train
 from data import normalize
@@ -24,6 +25,7 @@ SIZE, BOX = 28, 20   # MNIST: 28x28 field, the digit's longer side scaled to 20 
 CENTRE = 14.0        # where MNIST's intensity-weighted centre of mass lies (row and column index, measured)
 NOISE_FLOOR = 0.2    # of the brightest ink: fainter is paper texture, shading or noise, and is removed
 MIN_CONTRAST = 32    # below this (of 255) between ink and background, the image counts as blank
+LARGEST_SIDE = 1000  # px; larger images are shrunk to this first: a digit a twentieth as high still spans 50 px
 
 
 class BlankImageError(ValueError):
@@ -95,19 +97,46 @@ def load_model(checkpoint=None, device='cpu'):
 
 
 def open_image(source):
-    """A PIL image from a PIL image, a file path, or a 2-D array (uint8 0..255, or floats 0..1)."""
-    if isinstance(source, Image.Image):
-        return source
+    """A PIL image from a PIL image, a file path, or a 2-D array (uint8 0..255, or floats 0..1),
+    ready for `grayscale`: upright as its EXIF orientation says, at most LARGEST_SIDE pixels on
+    a side (shrunk before any work on the pixels; JPEGs already while decoding), and 16-bit or
+    float images (modes I;16, I, F) scaled by their own range to 8 bits, which Pillow's
+    convert('L') would instead clip at 255. Raises FileNotFoundError or ValueError naming the file."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f'{path}: no such file')
-        try:
+        image = read_image_file(Path(source))
+    elif isinstance(source, Image.Image):
+        image = source
+        if max(image.size) > LARGEST_SIDE:
+            image = image.copy()   # the caller's image stays as it was
+            image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))
+    else:
+        return array_image(source)
+    return eight_bit(ImageOps.exif_transpose(image))
+
+
+def read_image_file(path):
+    if path.is_dir():
+        raise ValueError(f'{path}: is a folder, not an image file; name the image files in it')
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: no such file')
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses twice that; an image it only warns
+            # about is shrunk below before it takes much memory
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))   # calls draft(): a JPEG decodes at 1/2..1/8
                 image.load()
                 return image
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f'{path}: not an image that can be read ({e})') from None
+    except Image.DecompressionBombError:
+        raise ValueError(f'{path}: is too large to read safely, more than {2 * Image.MAX_IMAGE_PIXELS:,} '
+                         f'pixels; scale it down to a few thousand pixels a side') from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f'{path}: not an image that can be read ({e}); save it again as PNG or '
+                         f'JPEG') from None
+
+
+def array_image(source):
     array = np.asarray(source)
     if array.ndim != 2:
         raise ValueError(f'expected a 2-D grayscale array, got shape {array.shape}')
@@ -117,6 +146,17 @@ def open_image(source):
             array = array * 255
         array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
     return Image.fromarray(array)
+
+
+def eight_bit(image):
+    """Modes I;16*, I and F (16-bit PNGs and TIFFs, float TIFFs) as 'L', scaled by the image's
+    own range: their values have no fixed white (16-bit may be 0..65535, 0..4095, ...)."""
+    if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    low, high = values.min(), values.max()
+    scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))
 
 
 def grayscale(image):
