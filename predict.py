@@ -5,7 +5,7 @@
 
 A model that scores 98% on MNIST guesses badly on a drawing or a photo unless the image is
 prepared the way MNIST's digits were: light ink on a dark background, the digit scaled into a
-20x20 box and placed in a 28x28 field by its centre of mass. `preprocess` does exactly that.
+20x20 box and placed in a 28x28 field by its centre of mass. `to_mnist` does exactly that.
 """
 import argparse
 import sys
@@ -55,7 +55,7 @@ class DigitClassifier:
     device: torch.device
 
     def predict(self, image):
-        """The digit in one image (PIL image, path or array): see `preprocess`."""
+        """The digit in one image (PIL image, path or array): see `to_mnist`."""
         return self.predict_batch([image])[0]
 
     def predict_batch(self, images):
@@ -215,12 +215,6 @@ def to_mnist(image):
     field = np.zeros((SIZE, SIZE))
     field[top:top + box.shape[0], left:left + box.shape[1]] = box
     return np.clip(np.rint(field), 0, 255).astype(np.uint8)
-
-
-def preprocess(image):
-    """The model's input for one image: `to_mnist`, then exactly the training normalisation
-    (data.normalize). A float tensor (1, 28, 28) in [-1, 1]."""
-    return normalize(torch.from_numpy(to_mnist(image))[None])[0]
 
 
 # ---------------------------------------------------------------- command line

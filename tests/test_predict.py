@@ -18,7 +18,7 @@ import predict
 from conftest import ROOT
 from data import normalize
 from evaluate import evaluate
-from predict import BlankImageError, load_model, preprocess, to_mnist
+from predict import BlankImageError, load_model, to_mnist
 
 SEVEN = [(60, 50), (150, 50), (95, 170)]        # a '7' drawn in the top-left of a 280x280 page
 ONE = [(230, 140), (230, 260)]                  # a '1' in the bottom-right
@@ -57,7 +57,7 @@ def mnist_test(mnist):
     return mnist['test']
 
 
-# ---------------------------------------------------------------- preprocess
+# ---------------------------------------------------------------- to_mnist
 
 @pytest.mark.parametrize('strokes', [[SEVEN], [ONE]], ids=['seven-top-left', 'one-bottom-right'])
 def test_off_centre_digit_ends_centred_and_20px(strokes):
@@ -115,20 +115,24 @@ def test_transparent_background_and_arrays():
 ], ids=['white', 'black', 'grey-rgb', 'blank-28x28', 'transparent', 'faint'])
 def test_blank_image_raises(image):
     with pytest.raises(BlankImageError, match='no ink'):
-        preprocess(image)
+        to_mnist(image)
 
 
-def test_mnist_image_passes_through_unchanged(mnist_test):
-    images = mnist_test[0][:200]
+def test_mnist_image_passes_through_unchanged(model, mnist_test):
+    images = mnist_test[0][:200].numpy()
     for image in images:
-        assert torch.equal(preprocess(image.numpy()), normalize(image[None])[0])
-    inverted = Image.fromarray(255 - images[0].numpy())  # black on white 28x28: only inverted back
-    assert torch.equal(preprocess(inverted), normalize(images[:1])[0])
+        assert np.array_equal(to_mnist(image), image)
+    inverted = Image.fromarray(255 - images[0])  # black on white 28x28: only inverted back
+    assert np.array_equal(to_mnist(inverted), images[0])
+    # what the model is given: exactly the training normalisation (data.normalize) of these images
+    predictions = model.predict_batch(list(images[:20]))
+    expected = model.network(normalize(mnist_test[0][:20])).tolist()
+    assert [p.probabilities for p in predictions] == expected
 
 
 def test_drawings_of_any_size_and_place_read_like_mnist(model, mnist_test):
     """MNIST digits redrawn as a person would: dark on a light 280x280 page, anywhere, at any size.
-    Prepared by preprocess they are read as well as the originals; a plain resize to 28x28 is not."""
+    Prepared by to_mnist they are read as well as the originals; a plain resize to 28x28 is not."""
     rng = np.random.default_rng(0)
     images, labels = mnist_test[0][:300].numpy(), mnist_test[1][:300].numpy()
     pages = []
