@@ -115,11 +115,11 @@ def open_image(source):
 
 
 def read_image_file(path):
-    if path.is_dir():
-        raise ValueError(f'{path}: is a folder, not an image file; name the image files in it')
-    if not path.is_file():
-        raise FileNotFoundError(f'{path}: no such file')
     try:
+        if path.is_dir():
+            raise ValueError(f'{path}: is a folder, not an image file; name the image files in it')
+        if not path.is_file():
+            raise FileNotFoundError(f'{path}: no such file')
         with warnings.catch_warnings():
             # Pillow warns above MAX_IMAGE_PIXELS and refuses twice that; an image it only warns
             # about is shrunk below before it takes much memory
@@ -128,10 +128,15 @@ def read_image_file(path):
                 image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))   # calls draft(): a JPEG decodes at 1/2..1/8
                 image.load()
                 return image
+    except PermissionError:
+        raise ValueError(f'{path}: permission denied; make it readable for this user (chmod u+r) '
+                         f'or copy it somewhere readable') from None
+    except FileNotFoundError:
+        raise
     except Image.DecompressionBombError:
         raise ValueError(f'{path}: is too large to read safely, more than {2 * Image.MAX_IMAGE_PIXELS:,} '
                          f'pixels; scale it down to a few thousand pixels a side') from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:   # some of Pillow's decoders raise SyntaxError
         raise ValueError(f'{path}: not an image that can be read ({e}); save it again as PNG or '
                          f'JPEG') from None
 

@@ -1,5 +1,6 @@
 """predict.py: MNIST-style preparation of real images, the shipped checkpoint, the CLI and the README example."""
 import contextlib
+import errno
 import io
 import re
 import struct
@@ -213,6 +214,22 @@ def test_image_errors_name_the_file_and_what_to_do(tmp_path):
         with pytest.raises(ValueError) as error:
             to_mnist(tmp_path / name)
         assert str(error.value).startswith(f'{tmp_path / name}: {message}'), str(error.value)
+
+
+def test_unreadable_image_file_is_reported(tmp_path, monkeypatch):
+    """Tests run as root, which ignores permission bits: the operating system's answer for a
+    file in a folder this user may not enter (stat fails with EACCES) is stood in for."""
+    path = tmp_path / 'locked' / 'seven.png'
+    real_stat = Path.stat
+
+    def stat(self, **kwargs):
+        if self == path:
+            raise PermissionError(errno.EACCES, 'Permission denied', str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, 'stat', stat)
+    with pytest.raises(ValueError, match=rf'^{path}: permission denied; make it readable'):
+        to_mnist(path)
 
 
 def test_cli_goes_on_after_an_image_it_cannot_read(tmp_path):
