@@ -115,6 +115,8 @@ def open_image(source):
 
 
 def read_image_file(path):
+    """The image in a file, decoded no larger than LARGEST_SIDE; every way it can fail is a
+    FileNotFoundError or ValueError whose message names the file and says what to do."""
     try:
         if path.is_dir():
             raise ValueError(f'{path}: is a folder, not an image file; name the image files in it')
@@ -131,7 +133,7 @@ def read_image_file(path):
     except PermissionError:
         raise ValueError(f'{path}: permission denied; make it readable for this user (chmod u+r) '
                          f'or copy it somewhere readable') from None
-    except FileNotFoundError:
+    except FileNotFoundError:   # raised above: it already says so
         raise
     except Image.DecompressionBombError:
         raise ValueError(f'{path}: is too large to read safely, more than {2 * Image.MAX_IMAGE_PIXELS:,} '
