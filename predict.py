@@ -5,16 +5,17 @@
 
 A model that scores 98% on MNIST guesses badly on a drawing or a photo unless the image is
 prepared the way MNIST's digits were: light ink on a dark background, the digit scaled into a
-20x20 box and placed in a 28x28 field by its centre of mass. `preprocess` does exactly that.
+20x20 box and placed in a 28x28 field by its centre of mass. `to_mnist` does exactly that.
 """
 import argparse
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 import train
 from data import normalize
@@ -24,6 +25,7 @@ SIZE, BOX = 28, 20   # MNIST: 28x28 field, the digit's longer side scaled to 20 
 CENTRE = 14.0        # where MNIST's intensity-weighted centre of mass lies (row and column index, measured)
 NOISE_FLOOR = 0.2    # of the brightest ink: fainter is paper texture, shading or noise, and is removed
 MIN_CONTRAST = 32    # below this (of 255) between ink and background, the image counts as blank
+LARGEST_SIDE = 1000  # px; larger images are shrunk to this first: a digit a twentieth as high still spans 50 px
 
 
 class BlankImageError(ValueError):
@@ -53,7 +55,7 @@ class DigitClassifier:
     device: torch.device
 
     def predict(self, image):
-        """The digit in one image (PIL image, path or array): see `preprocess`."""
+        """The digit in one image (PIL image, path or array): see `to_mnist`."""
         return self.predict_batch([image])[0]
 
     def predict_batch(self, images):
@@ -95,19 +97,53 @@ def load_model(checkpoint=None, device='cpu'):
 
 
 def open_image(source):
-    """A PIL image from a PIL image, a file path, or a 2-D array (uint8 0..255, or floats 0..1)."""
-    if isinstance(source, Image.Image):
-        return source
+    """A PIL image from a PIL image, a file path, or a 2-D array (uint8 0..255, or floats 0..1),
+    ready for `grayscale`: upright as its EXIF orientation says, at most LARGEST_SIDE pixels on
+    a side (shrunk before any work on the pixels; JPEGs already while decoding), and 16-bit or
+    float images (modes I;16, I, F) scaled by their own range to 8 bits, which Pillow's
+    convert('L') would instead clip at 255. Raises FileNotFoundError or ValueError naming the file."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
+        image = read_image_file(Path(source))
+    elif isinstance(source, Image.Image):
+        image = source
+        if max(image.size) > LARGEST_SIDE:
+            image = image.copy()   # the caller's image stays as it was
+            image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))
+    else:
+        return array_image(source)
+    return eight_bit(ImageOps.exif_transpose(image))
+
+
+def read_image_file(path):
+    """The image in a file, decoded no larger than LARGEST_SIDE; every way it can fail is a
+    FileNotFoundError or ValueError whose message names the file and says what to do."""
+    try:
+        if path.is_dir():
+            raise ValueError(f'{path}: is a folder, not an image file; name the image files in it')
         if not path.is_file():
             raise FileNotFoundError(f'{path}: no such file')
-        try:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses twice that; an image it only warns
+            # about is shrunk below before it takes much memory
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))   # calls draft(): a JPEG decodes at 1/2..1/8
                 image.load()
                 return image
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f'{path}: not an image that can be read ({e})') from None
+    except PermissionError:
+        raise ValueError(f'{path}: permission denied; make it readable for this user (chmod u+r) '
+                         f'or copy it somewhere readable') from None
+    except FileNotFoundError:   # raised above: it already says so
+        raise
+    except Image.DecompressionBombError:
+        raise ValueError(f'{path}: is too large to read safely, more than {2 * Image.MAX_IMAGE_PIXELS:,} '
+                         f'pixels; scale it down to a few thousand pixels a side') from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:   # some of Pillow's decoders raise SyntaxError
+        raise ValueError(f'{path}: not an image that can be read ({e}); save it again as PNG or '
+                         f'JPEG') from None
+
+
+def array_image(source):
     array = np.asarray(source)
     if array.ndim != 2:
         raise ValueError(f'expected a 2-D grayscale array, got shape {array.shape}')
@@ -117,6 +153,17 @@ def open_image(source):
             array = array * 255
         array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
     return Image.fromarray(array)
+
+
+def eight_bit(image):
+    """Modes I;16*, I and F (16-bit PNGs and TIFFs, float TIFFs) as 'L', scaled by the image's
+    own range: their values have no fixed white (16-bit may be 0..65535, 0..4095, ...)."""
+    if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    low, high = values.min(), values.max()
+    scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))
 
 
 def grayscale(image):
@@ -175,12 +222,6 @@ def to_mnist(image):
     field = np.zeros((SIZE, SIZE))
     field[top:top + box.shape[0], left:left + box.shape[1]] = box
     return np.clip(np.rint(field), 0, 255).astype(np.uint8)
-
-
-def preprocess(image):
-    """The model's input for one image: `to_mnist`, then exactly the training normalisation
-    (data.normalize). A float tensor (1, 28, 28) in [-1, 1]."""
-    return normalize(torch.from_numpy(to_mnist(image))[None])[0]
 
 
 # ---------------------------------------------------------------- command line

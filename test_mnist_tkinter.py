@@ -191,7 +191,7 @@ class DigitApp:
         try:
             image = open_image(path)
             prediction = self.model.predict(image)
-        except (FileNotFoundError, ValueError) as e:
+        except (OSError, ValueError) as e:   # predict names the file and says what to do; blank is a ValueError
             messagebox.showerror('Cannot classify this image', str(e), parent=self.root)
             return
         self.clear()

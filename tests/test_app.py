@@ -187,6 +187,25 @@ def test_open_image_at_start(display):
     assert re.fullmatch(r'shown: 3 \d+\.\d%', lines[-1]) and stderr == ''
 
 
+@pytest.mark.parametrize('name', ['huge.png', 'folder.png', 'notes.png'])
+def test_an_image_it_cannot_read_is_a_dialog_not_a_traceback(display, tmp_path, name):
+    """Too large for Pillow (DecompressionBombError), a folder, not an image at all."""
+    from test_predict import png_header
+    (tmp_path / 'huge.png').write_bytes(png_header(20_000, 20_000))
+    (tmp_path / 'folder.png').mkdir()
+    (tmp_path / 'notes.png').write_text('not an image')
+    app = App(display, tmp_path / name)
+    try:
+        windows = subprocess.run(['xdotool', 'search', '--sync', '--name', 'Cannot classify this image'],
+                                 env=app.env, capture_output=True, text=True, timeout=30).stdout
+    except subprocess.TimeoutExpired:
+        windows = ''
+    finally:
+        stderr = app.close()
+    assert windows.strip(), f'no error dialog appeared; stderr: {stderr}'
+    assert 'Traceback' not in stderr and stderr == '', stderr
+
+
 def test_missing_checkpoint_is_a_friendly_message_not_a_traceback(display, tmp_path):
     app = App(display, '--checkpoint', tmp_path / 'none.pth')
     try:

@@ -1,9 +1,12 @@
 """predict.py: MNIST-style preparation of real images, the shipped checkpoint, the CLI and the README example."""
 import contextlib
+import errno
 import io
 import re
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from unittest import mock
 
@@ -16,10 +19,11 @@ import predict
 from conftest import ROOT
 from data import normalize
 from evaluate import evaluate
-from predict import BlankImageError, load_model, preprocess, to_mnist
+from predict import BlankImageError, load_model, to_mnist
 
 SEVEN = [(60, 50), (150, 50), (95, 170)]        # a '7' drawn in the top-left of a 280x280 page
 ONE = [(230, 140), (230, 260)]                  # a '1' in the bottom-right
+ORIENTATION = 0x0112                            # the EXIF tag
 
 
 def draw(strokes, size=(280, 280), width=18, ink=0, paper=255):
@@ -54,7 +58,7 @@ def mnist_test(mnist):
     return mnist['test']
 
 
-# ---------------------------------------------------------------- preprocess
+# ---------------------------------------------------------------- to_mnist
 
 @pytest.mark.parametrize('strokes', [[SEVEN], [ONE]], ids=['seven-top-left', 'one-bottom-right'])
 def test_off_centre_digit_ends_centred_and_20px(strokes):
@@ -112,20 +116,24 @@ def test_transparent_background_and_arrays():
 ], ids=['white', 'black', 'grey-rgb', 'blank-28x28', 'transparent', 'faint'])
 def test_blank_image_raises(image):
     with pytest.raises(BlankImageError, match='no ink'):
-        preprocess(image)
+        to_mnist(image)
 
 
-def test_mnist_image_passes_through_unchanged(mnist_test):
-    images = mnist_test[0][:200]
+def test_mnist_image_passes_through_unchanged(model, mnist_test):
+    images = mnist_test[0][:200].numpy()
     for image in images:
-        assert torch.equal(preprocess(image.numpy()), normalize(image[None])[0])
-    inverted = Image.fromarray(255 - images[0].numpy())  # black on white 28x28: only inverted back
-    assert torch.equal(preprocess(inverted), normalize(images[:1])[0])
+        assert np.array_equal(to_mnist(image), image)
+    inverted = Image.fromarray(255 - images[0])  # black on white 28x28: only inverted back
+    assert np.array_equal(to_mnist(inverted), images[0])
+    # what the model is given: exactly the training normalisation (data.normalize) of these images
+    predictions = model.predict_batch(list(images[:20]))
+    expected = model.network(normalize(mnist_test[0][:20])).tolist()
+    assert [p.probabilities for p in predictions] == expected
 
 
 def test_drawings_of_any_size_and_place_read_like_mnist(model, mnist_test):
     """MNIST digits redrawn as a person would: dark on a light 280x280 page, anywhere, at any size.
-    Prepared by preprocess they are read as well as the originals; a plain resize to 28x28 is not."""
+    Prepared by to_mnist they are read as well as the originals; a plain resize to 28x28 is not."""
     rng = np.random.default_rng(0)
     images, labels = mnist_test[0][:300].numpy(), mnist_test[1][:300].numpy()
     pages = []
@@ -145,6 +153,98 @@ def test_drawings_of_any_size_and_place_read_like_mnist(model, mnist_test):
           f'redrawn and plainly resized {plain_resize:.3f}')
     assert prepared >= original - 0.02, (prepared, original)
     assert plain_resize < prepared - 0.2, (plain_resize, prepared)
+
+
+def png_header(width, height):
+    """A PNG that declares width x height 8-bit grey pixels and holds none: enough for Image.open."""
+    def chunk(kind, content):
+        return struct.pack('>I', len(content)) + kind + content + struct.pack('>I', zlib.crc32(kind + content))
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)) + chunk(b'IEND', b'')
+
+
+def test_exif_rotated_photo_is_read_upright(tmp_path, model):
+    """A camera stores a photo as its sensor saw it and records the turn (EXIF Orientation 6:
+    rotate 90 degrees clockwise to view); a viewer shows it upright, and so must we."""
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    draw([SEVEN]).transpose(Image.ROTATE_90).save(tmp_path / 'sideways.jpg', exif=exif.tobytes(), quality=95)
+    draw([SEVEN]).save(tmp_path / 'upright.jpg', quality=95)
+    upright = to_mnist(tmp_path / 'upright.jpg').astype(int)
+    assert np.abs(to_mnist(tmp_path / 'sideways.jpg').astype(int) - upright).mean() < 2
+    assert model.predict(tmp_path / 'sideways.jpg').digit == 7
+
+
+@pytest.mark.parametrize('mode, suffix', [('I;16', 'png'), ('I', 'tif'), ('F', 'tif')])
+def test_16_bit_and_float_images_are_scaled_by_their_own_range(tmp_path, mode, suffix):
+    """Ink at 10000 on paper at 50000: Pillow's convert('L') clips such values at 255, which
+    would make the page one flat white."""
+    levels = np.where(np.asarray(draw([SEVEN])) < 128, 10_000, 50_000)
+    image = Image.fromarray(levels.astype({'I;16': np.uint16, 'I': np.int32, 'F': np.float32}[mode]))
+    assert image.mode == mode
+    image.save(tmp_path / f'deep.{suffix}')
+    expected = to_mnist(draw([SEVEN]))
+    assert np.array_equal(to_mnist(tmp_path / f'deep.{suffix}'), expected)
+    assert np.array_equal(to_mnist(image), expected)
+
+
+def test_large_images_are_shrunk_before_any_array_work(tmp_path, monkeypatch):
+    """A 10000x10000 photo took 12.6 s and 3.7 GB as float arrays; shrunk first (JPEGs while
+    decoding) it is a small image long before grayscale() makes an array of it."""
+    page = draw([[(x * 10, y * 10) for x, y in SEVEN]], size=(3000, 2400), width=180)
+    page.save(tmp_path / 'big.png')
+    page.convert('RGB').save(tmp_path / 'big.jpg')
+    expected = to_mnist(draw([SEVEN]))
+    sizes, real = [], predict.grayscale
+    monkeypatch.setattr(predict, 'grayscale', lambda image: sizes.append(image.size) or real(image))
+    for source in (tmp_path / 'big.png', tmp_path / 'big.jpg', page):
+        assert np.abs(to_mnist(source).astype(int) - expected).mean() < 6
+    assert len(sizes) == 3 and all(max(size) <= predict.LARGEST_SIDE for size in sizes), sizes
+    assert page.size == (3000, 2400)  # the caller's image is left as it was
+
+
+def test_image_errors_name_the_file_and_what_to_do(tmp_path):
+    folder = tmp_path / 'digits.png'
+    folder.mkdir()
+    (tmp_path / 'huge.png').write_bytes(png_header(20_000, 20_000))
+    draw([SEVEN]).save(tmp_path / 'cut.png')
+    (tmp_path / 'cut.png').write_bytes((tmp_path / 'cut.png').read_bytes()[:600])
+    for name, message in [('digits.png', 'is a folder, not an image file'),
+                          ('huge.png', 'is too large to read safely, more than'),
+                          ('cut.png', 'not an image that can be read (image file is truncated); save it again')]:
+        with pytest.raises(ValueError) as error:
+            to_mnist(tmp_path / name)
+        assert str(error.value).startswith(f'{tmp_path / name}: {message}'), str(error.value)
+
+
+def test_unreadable_image_file_is_reported(tmp_path, monkeypatch):
+    """Tests run as root, which ignores permission bits: the operating system's answer for a
+    file in a folder this user may not enter (stat fails with EACCES) is stood in for."""
+    path = tmp_path / 'locked' / 'seven.png'
+    real_stat = Path.stat
+
+    def stat(self, **kwargs):
+        if self == path:
+            raise PermissionError(errno.EACCES, 'Permission denied', str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, 'stat', stat)
+    with pytest.raises(ValueError, match=rf'^{path}: permission denied; make it readable'):
+        to_mnist(path)
+
+
+def test_cli_goes_on_after_an_image_it_cannot_read(tmp_path):
+    """A huge image (Pillow's DecompressionBombError) or a folder among the files: the images
+    before and after are still classified, and the exit status says something failed."""
+    draw([SEVEN]).save(tmp_path / 'seven.png')
+    (tmp_path / 'huge.png').write_bytes(png_header(20_000, 20_000))
+    (tmp_path / 'folder').mkdir()
+    result = run_cli(tmp_path / 'seven.png', tmp_path / 'huge.png', tmp_path / 'folder', 'docs/sample_digit.png')
+    assert result.returncode == 1
+    assert [line.split(': ')[1][0] for line in result.stdout.splitlines()] == ['7', '3']
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2, errors
+    assert errors[0].startswith(f'error: {tmp_path / "huge.png"}: is too large to read safely, more than')
+    assert errors[1].startswith(f'error: {tmp_path / "folder"}: is a folder, not an image file')
 
 
 # ---------------------------------------------------------------- the model

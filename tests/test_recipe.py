@@ -1,11 +1,10 @@
-"""The improved recipe: batch augmentation, learning-rate schedules, presets, and short real runs."""
+"""The improved recipe: learning-rate schedules, presets, and short real runs (augmentation: test_data.py)."""
 import math
 from dataclasses import replace
 
 import pytest
 import torch
 
-import data
 import nn
 import train
 from conftest import DATA_DIR, train_interrupted
@@ -24,80 +23,6 @@ def short_test_split(monkeypatch):
         return splits
 
     monkeypatch.setattr(train, 'load_splits', load)
-
-
-@pytest.fixture(scope='module')
-def digits(mnist):
-    return data.normalize(mnist['train'][0][:256]), mnist['train'][1][:256]
-
-
-def test_augment_keeps_each_image_in_its_place():
-    """Image i of the output is a distortion of image i of the input, so labels stay aligned:
-    with images of one distinct grey each, the centre of output i has grey i."""
-    greys = torch.linspace(-1, 1, 300)
-    images = greys[:, None, None, None].expand(300, 1, 28, 28).contiguous()
-    torch.manual_seed(0)
-    out = data.augment(images)
-    assert torch.allclose(out[:, 0, 10:18, 10:18], images[:, 0, 10:18, 10:18], atol=1e-5)
-    assert not torch.allclose(out[:, 0, 0], images[:, 0, 0])  # but the borders moved in
-
-
-def test_augment_distorts_real_digits_mildly(digits):
-    images, _ = digits
-    torch.manual_seed(0)
-    out = data.augment(images)
-    assert out.shape == images.shape and out.dtype == images.dtype
-    change = (out - images).abs().mean((1, 2, 3))
-    assert (change > 0.01).float().mean() > 0.9 and change.max() < 0.6  # moved, still a digit-sized change
-
-
-def test_augment_values_stay_in_range_and_zero_ranges_change_nothing(digits):
-    images, _ = digits
-    out = data.augment(images, max_shift=3, max_rotation=20, max_scale=0.2)
-    assert out.min() >= -1 and out.max() <= 1
-    assert torch.allclose(data.augment(images, 0, 0, 0), images, atol=1e-5)
-
-
-def centroids(images):
-    """Centre of mass (x, y) of each image's ink, images in [-1, 1]."""
-    mass = (images[:, 0] + 1).clamp_min(0)
-    grid = torch.arange(images.shape[-1], dtype=images.dtype)
-    total = mass.sum((1, 2))
-    return torch.stack([(mass.sum(1) * grid).sum(1) / total, (mass.sum(2) * grid).sum(1) / total], 1)
-
-
-def test_augment_shifts_within_the_range():
-    blob = torch.full((500, 1, 28, 28), -1.0)
-    blob[:, :, 12:16, 12:16] = 1.0
-    torch.manual_seed(0)
-    moved = centroids(data.augment(blob, max_shift=2, max_rotation=0, max_scale=0)) - centroids(blob)
-    assert moved.abs().max() <= 2 + 1e-4
-    assert moved.abs().max() > 1.8 and moved.abs().mean() > 0.7  # the whole range is used, both ways
-    assert (moved > 0.5).any() and (moved < -0.5).any()
-
-
-def test_augment_rotates_and_zooms_within_the_range():
-    bar = torch.full((500, 1, 28, 28), -1.0)
-    bar[:, :, 13:15, 4:24] = 1.0  # a horizontal bar through the centre
-    torch.manual_seed(0)
-    out = data.augment(bar, max_shift=0, max_rotation=10, max_scale=0.1)
-    mass = (out[:, 0] + 1) / 2
-    y, x = torch.meshgrid(torch.arange(28.) - 13.5, torch.arange(28.) - 13.5, indexing='ij')
-    total = mass.sum((1, 2))
-    cxx, cyy, cxy = [(mass * t).sum((1, 2)) / total for t in (x * x, y * y, x * y)]
-    angle = torch.rad2deg(0.5 * torch.atan2(2 * cxy, cxx - cyy))  # orientation of the ink
-    assert angle.abs().max() <= 10.5 and angle.abs().max() > 8
-    zoom = (total / ((bar[:, 0] + 1) / 2).sum((1, 2))).sqrt()  # ink area grows with the square of the zoom
-    assert zoom.min() >= 0.9 - 0.02 and zoom.max() <= 1.1 + 0.02
-    assert zoom.min() < 0.93 and zoom.max() > 1.07
-
-
-def test_augment_draws_from_the_global_generator(digits):
-    images, _ = digits
-    torch.manual_seed(5)
-    first = data.augment(images)
-    torch.manual_seed(5)
-    assert torch.equal(data.augment(images), first)
 
 
 @pytest.mark.parametrize('schedule', train.SCHEDULES)
