@@ -26,7 +26,7 @@ NOISE_FLOOR = 0.2    # of the brightest ink: fainter is paper texture, shading o
 MIN_CONTRAST = 32    # below this (of 255) between ink and background, the image counts as blank
 CANVAS = 280         # the app's drawing area, in pixels: 10x MNIST's 28
 BRUSH = (8, 40, 20)  # the app's brush diameter in canvas pixels: min, max, default
-STROKE_WIDTH = 2.5   # strokes_to_mnist's line width, in pixels of 28 (chosen on the drawn digits' dev half)
+STROKE_WIDTH = 2.0   # strokes_to_mnist's line width, in pixels of 28 (chosen on the drawn digits' dev half)
 SUPERSAMPLE = 8      # strokes_to_mnist draws 8x larger and averages down: MNIST-like anti-aliased edges
 MIN_DRAWING = 20     # canvas pixels: a drawing whose points span less is a click or a dot, not a digit
 
