@@ -131,6 +131,16 @@ def test_small_thick_digit_keeps_its_holes(strokes, loops):
     assert holes(strokes_to_mnist(strokes)) == loops
 
 
+def test_to_mnist_thins_a_thick_pen_on_a_small_digit():
+    """An image file has no strokes: there to_mnist erodes strokes too thick for the digit's size, so an
+    8 written 60 px tall with a 20-px pen keeps both loops; thin ink passes through untouched."""
+    assert holes(to_mnist(draw_strokes(resized(EIGHT, 60), brush=20))) == 2
+    thin = np.asarray(draw_strokes(EIGHT, brush=8), dtype=np.float64)
+    rows, cols = np.flatnonzero(thin.any(1)), np.flatnonzero(thin.any(0))
+    crop = thin[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    assert predict.thinned(crop) is crop
+
+
 def test_strokes_to_mnist_is_the_same_at_any_size_and_like_mnist():
     big, small = strokes_to_mnist(resized(EIGHT, 240)), strokes_to_mnist(resized(EIGHT, 40))
     assert big.shape == (28, 28) and big.dtype == np.uint8
