@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
 import train
 from data import normalize
@@ -26,10 +26,19 @@ CENTRE = 14.0        # where MNIST's intensity-weighted centre of mass lies (row
 NOISE_FLOOR = 0.2    # of the brightest ink: fainter is paper texture, shading or noise, and is removed
 MIN_CONTRAST = 32    # below this (of 255) between ink and background, the image counts as blank
 LARGEST_SIDE = 1000  # px; larger images are shrunk to this first: a digit a twentieth as high still spans 50 px
+CANVAS = 280         # the app's drawing area, in pixels: 10x MNIST's 28
+BRUSH = (8, 40, 20)  # the app's brush diameter in canvas pixels: min, max, default
+STROKE_WIDTH = 2.0   # strokes_to_mnist's line width, in pixels of 28 (chosen on the drawn digits' dev half)
+SUPERSAMPLE = 8      # strokes_to_mnist draws 8x larger and averages down: MNIST-like anti-aliased edges
+MIN_DRAWING = 20     # canvas pixels: a drawing whose points span less is a click or a dot, not a digit
 
 
 class BlankImageError(ValueError):
     """The image holds no ink: one flat colour, or contrast too faint to be a digit."""
+
+
+class TooSmallError(ValueError):
+    """The drawing is too small to read (a click, a dot, a tiny scribble): the user should draw bigger."""
 
 
 @dataclass
@@ -186,9 +195,9 @@ def to_mnist(image):
 
     Grayscale; a light background (judged by the median of the border pixels) is inverted and
     the background level subtracted, so ink on grey paper becomes ink on black; the ink is
-    stretched to 255, cropped to its bounding box, its longer side scaled to 20 px keeping the
-    aspect ratio (anti-aliased), and pasted into 28x28 so that its intensity-weighted centre of
-    mass lies where MNIST's does. An image that is already 28x28 is taken as an MNIST image:
+    stretched to 255, cropped to its bounding box, thinned if its strokes are too thick for its
+    size (`thinned`), its longer side scaled to 20 px keeping the aspect ratio (anti-aliased),
+    and pasted into 28x28 so that its intensity-weighted centre of mass lies where MNIST's does. An image that is already 28x28 is taken as an MNIST image:
     only inverted if its background is light, never cropped or moved.
     Raises BlankImageError if there is no ink."""
     gray = grayscale(open_image(image))
@@ -206,22 +215,97 @@ def to_mnist(image):
     floor = NOISE_FLOOR * ink.max()
     ink = np.clip(ink - floor, 0, None) * (255 / (ink.max() - floor))
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    ink = thinned(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
     height, width = ink.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     box = np.asarray(Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS))
-    box = np.clip(box, 0, 255)
+    return centred(np.clip(box, 0, 255))
 
+
+def thinned(ink):
+    """Cropped ink whose strokes would be thicker than STROKE_WIDTH in MNIST's box, eroded towards it
+    (a minimum filter, at SUPERSAMPLE x the box so that the cost is bounded), and cropped again: a small
+    digit written with a thick pen opens the loops it has not quite filled. The stroke width is the ink's
+    area over half its outline; thin ink is returned as it is."""
+    mask = Image.fromarray(np.where(ink > 127, 255, 0).astype(np.uint8))
+    outline = np.count_nonzero(np.asarray(mask) > np.asarray(mask.filter(ImageFilter.MinFilter(3))))
+    excess = 2 * np.count_nonzero(np.asarray(mask)) / max(outline, 1) * BOX / max(ink.shape) - STROKE_WIDTH
+    if excess < 1:  # less than a pixel of 28 too thick
+        return ink
+    scale = BOX * SUPERSAMPLE / max(ink.shape)
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    large = Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS)
+    for _ in range(int(excess * SUPERSAMPLE / 2)):  # 3x3 minimum r times: a (2r+1)-square one, in O(r)
+        large = large.filter(ImageFilter.MinFilter(3))
+    eroded = np.asarray(large)
+    if eroded.max() <= 0:
+        return ink
+    rows, cols = np.flatnonzero(eroded.max(1) > 0), np.flatnonzero(eroded.max(0) > 0)
+    return np.clip(eroded[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], 0, None)
+
+
+def centred(box):
+    """A box of ink (at most 20x20, floats 0..255) in MNIST's 28x28 field, its intensity-weighted centre
+    of mass where MNIST's is: whole-pixel shifts, as MNIST's were, clamped so no ink falls off."""
     total = box.sum()
     centre_row = (box.sum(1) * np.arange(box.shape[0])).sum() / total
     centre_col = (box.sum(0) * np.arange(box.shape[1])).sum() / total
-    # whole-pixel shifts, as MNIST's were; clamped so no ink falls off the field
     top = int(np.clip(round(CENTRE - centre_row), 0, SIZE - box.shape[0]))
     left = int(np.clip(round(CENTRE - centre_col), 0, SIZE - box.shape[1]))
     field = np.zeros((SIZE, SIZE))
     field[top:top + box.shape[0], left:left + box.shape[1]] = box
     return np.clip(np.rint(field), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- drawings (strokes)
+
+def draw_segment(pen, start, end, width):
+    """One piece of a stroke as the app draws it: a line `width` pixels wide, round at both ends so
+    that consecutive pieces join round. Ink is 255 on 0: pieces drawn in any order give one image."""
+    pen.line([start, end], fill=255, width=round(width))
+    r = width / 2
+    for x, y in (start, end):
+        pen.ellipse((x - r, y - r, x + r, y + r), fill=255)
+
+
+def draw_pieces(pen, strokes, width, transform=lambda point: point):
+    """Every stroke (a list of (x, y) points) piece by piece, in the order the app draws them while the
+    mouse moves: a dot where the button went down, then a piece to each next point; nothing between strokes."""
+    for stroke in strokes:
+        points = [transform(point) for point in stroke]
+        for start, end in zip(points[:1] + points, points):
+            draw_segment(pen, start, end, width)
+
+
+def draw_strokes(strokes, brush=BRUSH[2], size=CANVAS):
+    """The drawing as the app's canvas shows it: white ink on black, size x size, `brush` pixels wide."""
+    image = Image.new('L', (size, size), 0)
+    draw_pieces(ImageDraw.Draw(image), strokes, brush)
+    return image
+
+
+def strokes_to_mnist(strokes, width=STROKE_WIDTH):
+    """A drawing as MNIST would have it, whatever brush it was drawn with: its points (canvas pixels)
+    scaled so that the ink fits MNIST's 20x20 box, redrawn `width` pixels of 28 wide (about MNIST's own
+    stroke), anti-aliased, and placed by centre of mass as `to_mnist` does. So a small digit drawn with
+    a thick brush keeps the holes its brushed image has filled in.
+    Raises TooSmallError when the points span less than MIN_DRAWING canvas pixels (a click, a dot)."""
+    points = np.array([point for stroke in strokes for point in stroke], dtype=np.float64).reshape(-1, 2)
+    span = np.ptp(points, 0).max() if len(points) else 0
+    if span < MIN_DRAWING:
+        raise TooSmallError(f'the drawing is {span:.0f} px across: too small to read. Draw the digit bigger '
+                            f'(at least {MIN_DRAWING} px, best most of the box)')
+    low, high = points.min(0), points.max(0)
+    pen_width = width * SUPERSAMPLE
+    scale = (BOX - width) * SUPERSAMPLE / span                # the ink, pen included, spans BOX pixels
+    extent = (high - low) * scale
+    size = np.ceil((extent + pen_width) / SUPERSAMPLE).astype(int) * SUPERSAMPLE
+    offset = (size - extent) / 2
+    image = Image.new('L', tuple(size), 0)
+    draw_pieces(ImageDraw.Draw(image), strokes, pen_width, lambda p: tuple((np.asarray(p) - low) * scale + offset))
+    box = image.resize(tuple(size // SUPERSAMPLE), Image.BOX)
+    return centred(np.asarray(box, dtype=np.float64))
 
 
 # ---------------------------------------------------------------- command line

@@ -4,9 +4,10 @@
     python test_mnist_tkinter.py --checkpoint model_checkpoints/best_model_epoch_24_acc_98.2000.pth
     python test_mnist_tkinter.py docs/sample_digit.png      # start by classifying an image file
 
-Each stroke is drawn on the screen and, identically, into an off-screen 280x280 image. That
-image, prepared the way MNIST's digits were (predict.py), is what the model classifies: never
-a screen grab, which display scaling would distort.
+The app records the points of each stroke. What the model classifies is those points redrawn at
+MNIST's scale with a stroke like MNIST's (predict.strokes_to_mnist): whatever the brush, a small
+digit keeps its holes, and display scaling never distorts it. The drawn-digits benchmark
+(`python evaluate.py --drawn`) reads pen-drawn digits through the same function.
 """
 import argparse
 import sys
@@ -20,14 +21,12 @@ except ModuleNotFoundError:
              'Fedora `sudo dnf install python3-tkinter`, macOS the python.org installer or '
              '`brew install python-tk`. Without a window, `python predict.py IMAGE` classifies files.')
 
-from PIL import Image, ImageDraw, ImageTk
+from PIL import Image, ImageTk
 
-from predict import BlankImageError, load_model, open_image
+from predict import BRUSH, CANVAS, TooSmallError, load_model, open_image, strokes_to_mnist
 
-CANVAS = 280           # the drawing area, in pixels: 10x MNIST's 28
 PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
 THROTTLE_MS = 60       # at most one prediction this often while drawing; always one on release
-BRUSH = (8, 40, 20)    # brush diameter in pixels: min, max, default
 
 BACKGROUND, CARD, INK_BG = '#eef0f4', '#ffffff', '#111418'
 TEXT, MUTED, ACCENT, BAR, ERROR = '#1d2430', '#6b7485', '#2f6fed', '#d5dae3', '#c0392b'
@@ -38,9 +37,8 @@ ROW, CHART_WIDTH, BAR_LEFT, BAR_LENGTH = 21, 340, 20, 262  # the probability cha
 class DigitApp:
     def __init__(self, root, model, model_error=None, echo=False):
         self.root, self.model, self.echo = root, model, echo
-        self.image = Image.new('L', (CANVAS, CANVAS), 0)  # what gets classified: white ink on black
-        self.pen = ImageDraw.Draw(self.image)
-        self.last_point, self.pending, self.has_ink, self.shown_file = None, None, False, None
+        self.strokes = []  # what gets classified: each stroke's points, in canvas pixels
+        self.drawing, self.pending, self.shown_file = False, None, None
         root.title('MNIST digit recogniser')
         root.configure(bg=BACKGROUND)
         root.resizable(False, False)
@@ -136,33 +134,33 @@ class DigitApp:
     def on_press(self, event):
         if self.shown_file:  # drawing after opening a file starts a fresh page
             self.clear()
-        self.last_point = (event.x, event.y)
+        self.strokes.append([])
+        self.drawing = True
         self.stroke(event.x, event.y)
 
     def on_drag(self, event):
-        if self.last_point is None:
+        if not self.drawing:
             return
         self.stroke(event.x, event.y)
         if self.pending is None:
             self.pending = self.root.after(THROTTLE_MS, self.update_prediction)
 
     def on_release(self, event):
-        self.last_point = None
+        self.drawing = False
         self.update_prediction()
 
     def stroke(self, x, y):
-        """A round-capped line from the last point to (x, y), on screen and in the image alike."""
-        (x0, y0), width, r = self.last_point, self.brush.get(), self.brush.get() / 2
-        self.canvas.create_line(x0, y0, x, y, width=width, fill='white', capstyle='round', joinstyle='round')
-        self.pen.line([(x0, y0), (x, y)], fill=255, width=width)
-        for cx, cy in ((x0, y0), (x, y)):
-            self.pen.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
-        self.last_point, self.has_ink = (x, y), True
+        """Extend the current stroke to (x, y): the point is recorded, and the piece from the last point
+        drawn on screen round-capped, as predict.draw_strokes draws it (a dot when the stroke starts)."""
+        points = self.strokes[-1]
+        x0, y0 = points[-1] if points else (x, y)
+        self.canvas.create_line(x0, y0, x, y, width=self.brush.get(), fill='white', capstyle='round',
+                                joinstyle='round')
+        points.append((x, y))
 
     def clear(self):
         self.canvas.delete('all')
-        self.pen.rectangle((0, 0, CANVAS, CANVAS), fill=0)
-        self.has_ink, self.shown_file = False, None
+        self.strokes, self.shown_file = [], None
         self.update_prediction()
 
     # ------------------------------------------------------------ prediction
@@ -171,13 +169,13 @@ class DigitApp:
         if self.pending is not None:
             self.root.after_cancel(self.pending)
             self.pending = None
-        if not self.model or not self.has_ink:
+        if not self.model or not self.strokes:
             self.show(None)
             return
         try:
-            self.show(self.model.predict(self.image))
-        except BlankImageError:  # a dot too faint or small to count as ink
-            self.show(None)
+            self.show(self.model.predict(strokes_to_mnist(self.strokes)))
+        except TooSmallError:  # a click, a dot: no guess, a hint
+            self.show(None, too_small=True)
 
     def open_image(self, path=None):
         path = path or filedialog.askopenfilename(
@@ -201,11 +199,14 @@ class DigitApp:
         self.shown_file = path
         self.show(prediction)
 
-    def show(self, prediction):
-        """Put a Prediction (or None: nothing to read) on screen: digit, confidence, bars, preview."""
+    def show(self, prediction, too_small=False):
+        """Put a Prediction (or None: nothing to read, or a drawing too small to read) on screen:
+        digit, confidence, bars, preview."""
         if prediction is None:
             self.digit.configure(text='–', foreground=BAR)
             hint = 'Draw a digit in\nthe black box' if self.model else 'No model loaded\n(see below)'
+            if too_small:
+                hint = 'Too small to read:\ndraw it bigger'
             self.confidence.configure(text=hint)
             probabilities, model_input = [0.0] * 10, Image.new('L', (28, 28), 0)
         else:
@@ -227,7 +228,8 @@ class DigitApp:
         self.preview.configure(image=self.preview_photo)
         if self.echo:
             shown = self.digit.cget('text')
-            print(f'shown: {shown} {self.confidence.cget("text").split()[0]}' if prediction else 'shown: nothing',
+            nothing = 'draw bigger' if too_small else 'nothing'
+            print(f'shown: {shown} {self.confidence.cget("text").split()[0]}' if prediction else f'shown: {nothing}',
                   flush=True)
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,14 @@ def start_xvfb():
         server.kill()
         raise RuntimeError('Xvfb did not start')
     return server, f':{number}'
+
+
+def resized(strokes, height, centre=(140, 140)):
+    """A drawing scaled to `height` pixels tall around `centre`, in whole pixels."""
+    ys = [y for stroke in strokes for _, y in stroke]
+    scale, middle = height / (max(ys) - min(ys)), (max(ys) + min(ys)) / 2
+    return [[(round(centre[0] + (x - 140) * scale), round(centre[1] + (y - middle) * scale)) for x, y in stroke]
+            for stroke in strokes]
 
 
 def interpolate(stroke, step=6):
@@ -158,6 +167,7 @@ def test_a_click_without_a_drag_is_harmless(display):
     finally:
         stderr = app.close()
     assert lines and all(line.startswith('shown:') for line in lines)
+    assert lines[-1] == 'shown: draw bigger'  # a hint, not a guess
     assert 'Traceback' not in stderr and stderr == ''
 
 
@@ -165,6 +175,18 @@ def test_a_click_without_a_drag_is_harmless(display):
 def test_drawn_digit_is_recognised(app, digit):
     assert app.key('Escape') == 'shown: nothing'
     assert re.fullmatch(rf'shown: {digit} \d+\.\d%', app.draw(DIGITS[digit]))
+
+
+@pytest.mark.parametrize('digit', [2, 3, 5])
+def test_small_digit_with_the_default_brush_is_read(app, digit):
+    """30 px tall with the 20-px brush: on screen a blob, but the strokes keep the shape."""
+    assert app.key('Escape') == 'shown: nothing'
+    assert re.fullmatch(rf'shown: {digit} \d+\.\d%', app.draw(resized(DIGITS[digit], 30)))
+
+
+def test_tiny_scribble_gets_the_draw_bigger_hint(app):
+    app.key('Escape')
+    assert app.draw([[(140, 140), (146, 150), (150, 142)]]) == 'shown: draw bigger'
 
 
 def test_prediction_updates_while_drawing_and_c_clears(app):
@@ -214,6 +236,73 @@ def test_missing_checkpoint_is_a_friendly_message_not_a_traceback(display, tmp_p
         stderr = app.close()
     assert stderr.startswith(f'error: checkpoint {tmp_path / "none.pth"} does not exist; train one with '
                              f'`python train.py`') and 'Traceback' not in stderr
+
+
+# ---------------------------------------------------------------- the app in this process
+
+@pytest.fixture(scope='module')
+def own_display():
+    """An X server of its own: no other window (the subprocess apps) covers the one the screen is read from."""
+    require('Xvfb')
+    server, name = start_xvfb()
+    yield name
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def window(own_display):
+    """The app in this process on its own X server, fed Tk events directly, with what it shows recorded."""
+    import tkinter as tk
+    sys.path.insert(0, str(ROOT))
+    import predict
+    from test_mnist_tkinter import DigitApp
+    root = tk.Tk(screenName=own_display)
+    app = DigitApp(root, predict.load_model())
+    root.wait_visibility(app.canvas)
+    app.shown = []
+    show = app.show
+    app.show = lambda prediction, **options: (app.shown.append(prediction), show(prediction, **options))
+    yield app
+    root.destroy()
+
+
+def draw_in(app, strokes):
+    """Press, drag and release along each stroke, as Tk events; the points the mouse passed through."""
+    passed = []
+    for stroke in strokes:
+        points = interpolate(stroke)
+        app.canvas.event_generate('<ButtonPress-1>', x=points[0][0], y=points[0][1])
+        for x, y in points[1:]:
+            app.canvas.event_generate('<B1-Motion>', x=x, y=y)
+        app.canvas.event_generate('<ButtonRelease-1>', x=points[-1][0], y=points[-1][1])
+        passed.append(points)
+    app.root.update()
+    return passed
+
+
+@pytest.mark.parametrize('digit', [2, 3, 5])
+def test_app_reads_its_recorded_strokes_as_the_benchmark_does(window, digit):
+    """60 px tall with the thickest brush: the app records every point and classifies exactly
+    predict.strokes_to_mnist of them, the function evaluate.py --drawn reads the drawn digits with."""
+    import predict
+    window.brush.set(predict.BRUSH[1])
+    passed = draw_in(window, resized(DIGITS[digit], 60))
+    assert window.strokes == passed
+    shown = window.shown[-1]
+    assert np.array_equal(shown.model_input, predict.strokes_to_mnist(passed)) and shown.digit == digit
+
+
+def test_screen_shows_what_draw_strokes_draws(window, own_display):
+    """The benchmark's image of a drawing (predict.draw_strokes) is what the canvas shows, brush included."""
+    import predict
+    from PIL import ImageGrab
+    window.brush.set(30)
+    passed = draw_in(window, DIGITS[4])
+    x, y = window.canvas.winfo_rootx(), window.canvas.winfo_rooty()
+    screen = np.asarray(ImageGrab.grab(xdisplay=own_display).crop((x, y, x + 280, y + 280)).convert('L')) > 128
+    drawn = np.asarray(predict.draw_strokes(passed, brush=30)) > 128
+    assert (screen & drawn).sum() / (screen | drawn).sum() > 0.93  # Tk and PIL differ only at the edges
 
 
 def test_no_display_is_a_clear_error():

@@ -1,0 +1,167 @@
+"""The drawn-digits benchmark (evaluate.py --drawn) and the shared drawing functions of predict.py:
+the renderer, strokes redrawn at MNIST's scale (holes kept whatever the brush), the draw-bigger hint."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import evaluate
+import predict
+from predict import TooSmallError, draw_strokes, strokes_to_mnist, to_mnist
+
+# an 8 and a 0 as a mouse draws them, in canvas pixels (two loops; one loop)
+EIGHT = [[(180, 70), (140, 50), (100, 75), (120, 120), (175, 160), (170, 215), (120, 225), (95, 190), (130, 140),
+          (175, 95), (180, 70)]]
+ZERO = [[(140, 50), (100, 70), (85, 140), (100, 210), (140, 232), (180, 210), (195, 140), (180, 70), (140, 50)]]
+
+
+def resized(strokes, height, centre=(140, 140)):
+    """The drawing scaled to `height` pixels tall around `centre`, in whole pixels like mouse events."""
+    points = np.concatenate([np.asarray(s, dtype=float) for s in strokes])
+    low, high = points.min(0), points.max(0)
+    scale = height / (high - low)[1]
+    mid = (low + high) / 2
+    return [[tuple(int(v) for v in np.rint((np.asarray(p) - mid) * scale + centre)) for p in s] for s in strokes]
+
+
+@pytest.fixture(scope='module')
+def drawn():
+    try:
+        return evaluate.load_drawn()
+    except evaluate.DrawnDataError as e:
+        pytest.fail(f'the drawn digits are needed for this test: {e}')
+
+
+@pytest.fixture(scope='module')
+def model():
+    return predict.load_model()
+
+
+# ---------------------------------------------------------------- renderer
+
+def test_draw_strokes_is_deterministic_round_and_separate():
+    strokes = [[(50, 60), (120, 60)], [(200, 200)]]  # a line, then a dot: nothing drawn between them
+    image = draw_strokes(strokes, brush=20)
+    assert image.mode == 'L' and image.size == (280, 280)
+    assert draw_strokes(strokes, brush=20).tobytes() == image.tobytes()
+    pixels = np.asarray(image)
+    assert set(np.unique(pixels)) == {0, 255}                 # white ink on black
+    assert pixels[60, 85] == 255 and pixels[60 + 12, 85] == 0  # 20 px wide
+    assert pixels[60, 50 - 9] == 255 and pixels[60 - 8, 50 - 6] == 255  # round cap beyond the end
+    assert pixels[60 - 9, 50 - 9] == 0                          # round, not square
+    assert pixels[200, 200] == 255 and pixels[130, 160] == 0    # the dot; pen up between strokes
+    assert abs(int((np.asarray(draw_strokes([[(140, 140)]], brush=40)) > 0).sum()) - np.pi * 20 ** 2) < 60
+
+
+# ---------------------------------------------------------------- the drawn digits
+
+def test_loader_halves(drawn):
+    assert [len(drawn['dev']), len(drawn['test'])] == [600, 600]
+    for half, (first, last) in {'dev': ('W01', 'W30'), 'test': ('W31', 'W60')}.items():
+        writers = sorted({d['writer'] for d in drawn[half]})
+        assert len(writers) == 30 and writers[0] == first and writers[-1] == last
+    every = drawn['dev'] + drawn['test']
+    assert sorted(np.bincount([d['label'] for d in every])) == [120] * 10  # 10 digits x 2 x 60 writers
+    assert all(d['strokes'] and all(len(point) == 2 for s in d['strokes'] for point in s) for d in every)
+
+
+def test_missing_file_says_how_to_copy_it(tmp_path):
+    with pytest.raises(evaluate.DrawnDataError, match=r'cp \.\./shared/drawn_digits/\* data/drawn_digits/'):
+        evaluate.load_drawn(tmp_path / 'none.json.gz')
+    assert evaluate.main(['--drawn', str(tmp_path / 'none.json.gz')]) == 1
+
+
+def test_on_canvas_scales_any_tablet_to_the_same_size(drawn):
+    low_res = next(d for d in drawn['dev'] if d['writer'] == 'W01')   # 100 units/mm
+    high_res = next(d for d in drawn['test'] if d['writer'] == 'W40')  # 152 units/mm
+    for digit in (low_res, high_res):
+        points = np.concatenate(evaluate.on_canvas(digit['strokes'], size=60))
+        extent = points.max(0) - points.min(0)
+        assert abs(extent.max() - 60) <= 1 and points.dtype.kind == 'i'
+        assert np.all(np.abs((points.max(0) + points.min(0)) / 2 - 140) <= 1)  # centred
+        raw = np.concatenate([np.asarray(s) for s in digit['strokes']])
+        raw_extent = raw.max(0) - raw.min(0)
+        assert abs(extent[0] / extent[1] - raw_extent[0] / raw_extent[1]) < 0.05  # aspect kept
+
+
+def test_shipped_cnn_reads_the_dev_half_as_the_app_does(model, drawn):
+    """A whole-pipeline check (orientation, scaling, centring): well above chance, near the README's number."""
+    predictions = evaluate.read_drawn(model, drawn['dev'])
+    result = evaluate.evaluation_of(predictions, [d['label'] for d in drawn['dev']])
+    assert result.accuracy >= 0.97
+    assert evaluate.per_class_accuracy(result).samples.tolist() == [60] * 10
+
+
+def test_cli_prints_both_halves_and_saves_the_mistakes(tmp_path, capsys):
+    sheet = tmp_path / 'mistakes.png'
+    assert evaluate.main(['--drawn', '--limit', '30', '--pipeline', 'image', '--brush', '40', '--size', '40',
+                          '--sheet', str(sheet)]) == 0
+    out = capsys.readouterr().out
+    assert 'image drawn with a 40-px brush' in out and 'digits 40 px on the 280-px canvas' in out
+    for half, writers in (('dev', 'W01-W30'), ('test', 'W31-W60')):
+        line = next(line for line in out.splitlines() if line.startswith(f'{half} '))
+        assert line.startswith(f'{half} (writers {writers}): ') and ' of 30 (' in line
+    assert out.count('per digit: 0 ') == 2 and out.count('most confused: ') == 2
+    assert Image.open(sheet).size[0] > 0
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--drawn', '--size', '5'], '--size must be between'), (['--drawn', '--width', '0'], '--width'),
+    ([], 'say what to evaluate: --drawn')])
+def test_cli_rejects_bad_options(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- strokes at MNIST's scale
+
+def holes(image):
+    """How many areas of background the ink encloses (not connected to the border)."""
+    from scipy import ndimage
+    areas, count = ndimage.label(image < 64)
+    return count - len(set(np.concatenate([areas[0], areas[-1], areas[:, 0], areas[:, -1]])) - {0})
+
+
+@pytest.mark.parametrize('strokes, loops', [(EIGHT, 2), (ZERO, 1)], ids=['eight', 'zero'])
+def test_small_thick_digit_keeps_its_holes(strokes, loops):
+    """Drawn 30 px tall with the thickest brush, the brushed image has its loops filled; the strokes do not."""
+    small = resized(strokes, 30)
+    assert holes(strokes_to_mnist(small)) == loops
+    assert holes(to_mnist(draw_strokes(small, brush=predict.BRUSH[1]))) == 0  # the failure this prevents
+    assert holes(strokes_to_mnist(strokes)) == loops
+
+
+def test_to_mnist_thins_a_thick_pen_on_a_small_digit():
+    """An image file has no strokes: there to_mnist erodes strokes too thick for the digit's size, so an
+    8 written 60 px tall with a 20-px pen keeps both loops; thin ink passes through untouched."""
+    assert holes(to_mnist(draw_strokes(resized(EIGHT, 60), brush=20))) == 2
+    thin = np.asarray(draw_strokes(EIGHT, brush=8), dtype=np.float64)
+    rows, cols = np.flatnonzero(thin.any(1)), np.flatnonzero(thin.any(0))
+    crop = thin[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    assert predict.thinned(crop) is crop
+
+
+def test_strokes_to_mnist_is_the_same_at_any_size_and_like_mnist():
+    big, small = strokes_to_mnist(resized(EIGHT, 240)), strokes_to_mnist(resized(EIGHT, 40))
+    assert big.shape == (28, 28) and big.dtype == np.uint8
+    assert np.abs(big.astype(int) - small).mean() < 12  # the same digit, rounding of mouse pixels aside
+    rows, cols = np.flatnonzero(big.any(1)), np.flatnonzero(big.any(0))
+    assert rows[-1] - rows[0] + 1 == predict.BOX                       # the longer side fills MNIST's box
+    index = np.arange(28)
+    centre = big.sum(1) @ index / big.sum(), big.sum(0) @ index / big.sum()
+    assert max(abs(c - predict.CENTRE) for c in centre) <= 0.5
+
+
+@pytest.mark.parametrize('strokes', [[], [[(140, 140)]], [[(140, 140), (150, 145)]], [[(100, 100)], [(112, 108)]]],
+                         ids=['nothing', 'click', 'tiny-line', 'two-dots'])
+def test_tiny_drawing_is_a_hint_not_a_guess(strokes):
+    with pytest.raises(TooSmallError, match='too small to read. Draw the digit bigger'):
+        strokes_to_mnist(strokes)
+
+
+def test_small_digits_are_read(model):
+    """The issue's sizes: 60 px and 30 px tall (the brush does not matter to strokes_to_mnist)."""
+    from test_app import DIGITS
+    for height in (60, 30):
+        inputs = [strokes_to_mnist(resized(DIGITS[d], height)) for d in range(10)]
+        assert [p.digit for p in model.predict_batch(inputs)] == list(range(10))
