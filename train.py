@@ -260,7 +260,7 @@ def train_epoch(run, images, labels, epoch=1):
         if step % REPORT_EVERY == 0 or step == steps:
             seen = min(step * batch_size, len(labels))
             running_loss = loss_sum.item() / seen
-            check_loss(running_loss, step, desc, optimizer.lr, bar)
+            check_loss(running_loss, step, desc, run.config.lr, bar)
             bar.set_postfix(loss=f'{running_loss:.4f}', acc=f'{correct.item() / seen:.4f}')
     bar.close()
     n = len(labels)
@@ -281,7 +281,7 @@ def check_loss(loss, step, desc, lr, bar):
         raise TrainingError(f'the training loss became {loss} at step {step} of {desc}; '
                             f'lower the learning rate (--lr) or check the input data')
     raise TrainingError(f'training diverged: the mean loss is {loss:.3g} at step {step} of {desc}, far above '
-                        f'chance ({CHANCE_LOSS:.2f}); lower the learning rate (now {lr:g}, --lr)')
+                        f'chance ({CHANCE_LOSS:.2f}); lower the learning rate (--lr {lr:g})')
 
 
 def epoch_row(run, splits, epoch):
@@ -474,7 +474,7 @@ def main(argv=None):
     def on_sigterm(signum, frame):  # `kill` stops a run as Ctrl-C does: no temporary file left, a resume hint
         terminated.append(signum)
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         train(**options)
     except KeyboardInterrupt as e:
@@ -486,6 +486,8 @@ def main(argv=None):
     except (DataError, TrainingError, ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

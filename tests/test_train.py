@@ -1,4 +1,5 @@
 """Training: exact resume, the files a run keeps and never loses, failure messages, and real runs."""
+import os
 import signal
 import subprocess
 import sys
@@ -144,3 +145,176 @@ def test_ctrl_c_mid_training_leaves_loadable_checkpoints_and_says_how_to_resume(
     for path in folder.glob('*.pth'):
         checkpoint.build_model(checkpoint.load(path))
     assert list(folder.glob('best_model_*.pth')) and not list(folder.glob('.*.tmp'))
+
+
+# ---------------------------------------------------------------- files never lost
+
+def test_a_resume_into_another_folder_never_touches_the_first_runs_files(tmp_path, quick):
+    """The best a resumed run records belongs to the first run: the second run's better epochs
+    write their own best beside it and delete only what they wrote themselves."""
+    constant = dict(quick, schedule='constant')
+    train.train(epochs=1, checkpoint_dir=tmp_path / 'a', **constant)
+    before = {p.name: p.read_bytes() for p in (tmp_path / 'a').iterdir()}
+    result = train.train(epochs=3, checkpoint_dir=tmp_path / 'b', resume=str(tmp_path / 'a' / 'last.pth'), **constant)
+    assert {p.name: p.read_bytes() for p in (tmp_path / 'a').iterdir()} == before
+    assert result['best_checkpoint'].parent == tmp_path / 'b'
+    assert len(list((tmp_path / 'b').glob('best_model_*.pth'))) == 1
+    saved = checkpoint.load(tmp_path / 'b' / 'last.pth')
+    assert saved['best']['path'] == result['best_checkpoint'].name and 'created' not in saved['best']
+
+
+def test_a_resume_whose_recorded_best_is_gone_still_finishes(tmp_path, capsys, quick):
+    train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    for path in tmp_path.glob('best_model_*.pth'):
+        path.unlink()
+    capsys.readouterr()
+    result = train.train(epochs=1, checkpoint_dir=tmp_path, resume=str(tmp_path / 'last.pth'), **quick)
+    assert result['best_checkpoint'] == tmp_path / 'last.pth' and result['test'].accuracy > 0.5
+    assert 'is missing; the final model' in capsys.readouterr().out
+
+
+def test_a_second_run_in_a_locked_folder_is_refused_before_loading_data(tmp_path):
+    with checkpoint.locked(tmp_path):
+        with pytest.raises(checkpoint.CheckpointError, match=f'another training run \\(pid {os.getpid()}\\) is using'):
+            train.train(epochs=1, checkpoint_dir=tmp_path, data_dir=tmp_path / 'no-data', progress=False)
+
+
+def test_diverging_training_stops_and_saves_no_best(tmp_path, quick):
+    with pytest.raises(train.TrainingError, match=r'training diverged: the mean loss is .* far above chance \(2.30\); '
+                                                  r'lower the learning rate \(--lr 1e\+06\)'):
+        train.train(epochs=1, lr=1e6, checkpoint_dir=tmp_path, **quick)
+    assert not list(tmp_path.glob('*.pth'))
+
+
+def test_resuming_a_checkpoint_without_config_or_optimizer_entries_is_a_clear_error(tmp_path, quick):
+    train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    del saved['config']['preset']
+    torch.save(saved, tmp_path / 'no-preset.pth')
+    with pytest.raises(train.TrainingError, match='no-preset.pth records no preset: this version cannot resume it'):
+        train.train(epochs=1, resume=str(tmp_path / 'no-preset.pth'), checkpoint_dir=tmp_path / 'x', **quick)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    del saved['optimizer']['exp_avg']
+    torch.save(saved, tmp_path / 'no-moments.pth')
+    with pytest.raises(train.TrainingError, match=r"no-moments.pth: its optimizer state does not fit \(KeyError: 'exp_avg'\)"):
+        train.train(epochs=1, resume=str(tmp_path / 'no-moments.pth'), checkpoint_dir=tmp_path / 'x', **quick)
+
+
+# ---------------------------------------------------------------- command-line errors
+
+@pytest.mark.parametrize('args, message', [
+    (['--lr', 'nan'], 'error: --lr nan: must be positive and finite'),
+    (['--lr', 'inf'], 'error: --lr inf: must be positive and finite'),
+    (['--train-subset', '-50000'], 'error: --train-subset -50000: must be 0 or more'),
+    (['--init', 'glorot'], 'error: --init glorot: choose one of xavier, he'),
+    (['--dropout', '0.5'], 'error: Net has no dropout layer: use --model CNN or --dropout 0.0'),
+    (['--device', 'nonsense'], 'error: --device nonsense: not a device name; this machine has cpu'),
+    (['--device', 'cuda:99'], 'error: --device cuda:99: no such device here; this machine has cpu'),
+], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent'])
+def test_bad_options_are_named_before_any_work(tmp_path, capsys, args, message):
+    assert train.main([*args, '--data-dir', str(tmp_path / 'no-data'), '--checkpoint-dir', str(tmp_path / 'ck')]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(message) and err.count('\n') == 1, err
+    if args[0] == '--device':
+        assert err.rstrip().endswith('use --device auto or --device cpu')
+    assert not (tmp_path / 'ck').exists()
+
+
+def test_a_cuda_device_without_a_gpu_says_what_exists(capsys):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has a GPU (cuda:99 above covers an absent one)')
+    assert train.main(['--device', 'cuda']) == 1
+    assert capsys.readouterr().err == ('error: --device cuda: no such device here; this machine has cpu: '
+                                       'use --device auto or --device cpu\n')
+
+
+def test_a_number_that_does_not_parse_names_its_option(capsys):
+    with pytest.raises(SystemExit) as exit:
+        train.main(['--epochs', 'ten'])
+    assert exit.value.code == 2 and "argument --epochs: invalid int value: 'ten'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('kind', ['file', 'read-only'])
+def test_an_unusable_checkpoint_folder_is_reported_before_loading_data(tmp_path, capsys, monkeypatch, kind):
+    folder = tmp_path / 'ck'
+    if kind == 'file':
+        folder.write_text('')
+        expected = f'error: --checkpoint-dir {folder} is a file, not a folder; pass a folder\n'
+    else:
+        folder.mkdir(mode=0o555)
+        if os.geteuid() == 0:  # root writes anywhere: refuse the write as a read-only folder would
+            def refuse(path, *args, **kwargs):
+                raise PermissionError(13, 'Permission denied', str(path))
+            monkeypatch.setattr(checkpoint, 'open', refuse, raising=False)
+        expected = f'error: --checkpoint-dir {folder} is not writable (Permission denied); pass a folder you can write to\n'
+    # the data folder is empty: loading data first would fail with another message
+    assert train.main(['--checkpoint-dir', str(folder), '--data-dir', str(tmp_path / 'no-data')]) == 1
+    assert capsys.readouterr().err == expected
+
+
+def test_a_recipe_option_contradicting_the_resumed_checkpoint_is_refused(tmp_path, capsys, quick):
+    train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    saved['config']['model'] = 'CNN'  # as a CNN run records it (the check comes before any model is built)
+    torch.save(saved, tmp_path / 'cnn.pth')
+    resume = str(tmp_path / 'cnn.pth')
+    assert train.main(['--resume', resume, '--model', 'Net', '--lr', '0.01', '--epochs', '1']) == 1
+    assert capsys.readouterr().err == (f'error: {resume} was trained with --model CNN, --lr 0.001: '
+                                       f'resume without --model, --lr, or start a new run\n')
+
+
+def run_and_signal(folder, sig, wait_for_best, *args):
+    """Start a training run, send `sig` once it has saved a best checkpoint (or once it has started
+    training, before any save), and return (exit code, stderr)."""
+    process = subprocess.Popen([sys.executable, 'train.py', '--no-progress', '--checkpoint-dir', str(folder), *args],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=os.environ | {'PYTHONUNBUFFERED': '1'})
+    if wait_for_best:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob('best_model_*.pth')) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the next epochs, whatever it is doing then
+    else:
+        while not process.stdout.readline().startswith('Training '):
+            pass
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+def test_sigterm_is_treated_like_ctrl_c(tmp_path, mnist):
+    folder = tmp_path / 'ck'
+    code, stderr = run_and_signal(folder, signal.SIGTERM, True, '--epochs', '50', '--train-subset', '5000')
+    assert code == 143 and 'Traceback' not in stderr, stderr
+    assert f'continue with `python train.py --resume {folder / "last.pth"} --epochs 50 --checkpoint-dir {folder}`' in stderr
+    assert not list(folder.glob('.*.tmp'))
+    checkpoint.load(folder / 'last.pth')
+
+
+def test_ctrl_c_before_the_first_save_suggests_no_checkpoint(tmp_path, quick):
+    folder = tmp_path / 'ck'
+    train.train(epochs=1, checkpoint_dir=folder, **quick)  # an older run's last.pth is there
+    code, stderr = run_and_signal(folder, signal.SIGINT, False, '--epochs', '3')
+    assert code == 130 and 'Traceback' not in stderr, stderr
+    assert stderr.strip() == 'Interrupted. No checkpoint was saved yet: start again to train.'
+
+
+def test_the_readme_commands_leave_a_clone_clean(tmp_path, mnist):
+    """Train and predict as the README says, in a fresh clone: git status stays empty (runs go to
+    the ignored model_checkpoints/, the shipped models are not touched)."""
+    files = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    clone = tmp_path / 'clone'
+    for name in filter(None, files.split('\0')):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_bytes((ROOT / name).read_bytes())
+    git = ['git', '-c', 'user.name=test', '-c', 'user.email=test@example.com']
+    for command in (['init', '-q'], ['add', '-A'], ['commit', '-q', '-m', 'clone']):
+        subprocess.run(git + command, cwd=clone, check=True, capture_output=True)
+    (clone / 'data').symlink_to(DATA_DIR)
+    for command in (['train.py', '--epochs', '1', '--train-subset', '2000', '--no-progress'],
+                    ['predict.py', 'docs/sample_digit.png']):
+        result = subprocess.run([sys.executable, *command], cwd=clone, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert list((clone / 'model_checkpoints').glob('best_model_epoch_1_*.pth'))
+    status = subprocess.run(['git', 'status', '--porcelain', '--ignored=no'], cwd=clone, capture_output=True, text=True)
+    assert status.stdout == '', status.stdout
