@@ -266,7 +266,8 @@ def train_epoch(run, images, labels, epoch=1):
     n = len(labels)
     if steps >= JUDGE_AFTER and correct.item() / n < CHANCE_ACC:
         raise TrainingError(f'training failed: {correct.item() / n:.1%} accuracy after {steps} steps of {desc}, '
-                            f'no better than guessing; lower the learning rate (--lr {run.config.lr:g})')
+                            f'no better than guessing; lower the learning rate (--lr {run.config.lr:g}) '
+                            f'or check the labels')
     samples = len(range(1, steps + 1, NORM_EVERY))
     grad_norms = {f'grad_norm_{name.removesuffix(".weight")}': v / samples
                   for (name, _), v in zip(weights, norm_sum.tolist())}
@@ -292,7 +293,8 @@ def epoch_row(run, splits, epoch):
     row |= train_epoch(run, *splits['train'], epoch)
     for split in ('val', 'test'):
         result = evaluate(run.model, *splits[split]) if len(splits[split][1]) else None
-        row |= {f'{split}_loss': result.loss if result else math.nan, f'{split}_acc': result.accuracy if result else math.nan}
+        row |= {f'{split}_loss': result.loss if result else math.nan,
+                f'{split}_acc': result.accuracy if result else math.nan}
     row['epoch_time'] = time.perf_counter() - tic
     run.history.append(row)
     return row
@@ -338,7 +340,8 @@ def prepare(splits, config, device):
     if config.dry_run:
         train_split = tuple(t[:DRY_RUN_BATCHES * config.batch_size] for t in train_split)
     if config.val_size != len(splits['val'][1]):
-        raise ValueError(f'the data given holds {len(splits["val"][1])} validation images, but --val-size is {config.val_size}')
+        raise ValueError(f'the data given holds {len(splits["val"][1])} validation images, '
+                         f'but --val-size is {config.val_size}')
     return {split: tuple(t.to(device) for t in pair) for split, pair in (splits | {'train': train_split}).items()}
 
 
@@ -369,16 +372,18 @@ def start(config, saved, device, train_images):
 def keep(run, row, epoch, improved):
     """Save the epoch: a new best file when it improved (then delete the previous best, but only
     one this process wrote), last.pth, and the history CSV."""
-    config, folder = run.config, Path(run.config.checkpoint_dir)
+    folder, accuracy = Path(run.config.checkpoint_dir), row[f'{run.config.select_on}_acc']
     if improved:
-        path = folder / best_checkpoint_name(epoch, row[f'{config.select_on}_acc'])
+        path = folder / best_checkpoint_name(epoch, accuracy)
+        run.best = {'epoch': epoch, 'accuracy': accuracy, 'path': path}
+    saved = snapshot(run, epoch, row, folder)
+    if improved:
         previous, existed = run.written_best, path.exists()
-        run.best = {'epoch': epoch, 'accuracy': row[f'{config.select_on}_acc'], 'path': path}
-        checkpoint.save(path, snapshot(run, epoch, row, folder))
+        checkpoint.save(path, saved)
         run.written_best = None if existed else path  # a file that was there already is not this run's to delete
         if previous and previous != path:
             previous.unlink(missing_ok=True)  # only after the new best is safely on disk
-    checkpoint.save(folder / checkpoint.LAST, snapshot(run, epoch, row, folder))
+    checkpoint.save(folder / checkpoint.LAST, saved)
     run.resume_from = str(folder / checkpoint.LAST)
     checkpoint.atomic_write(folder / HISTORY_FILE, lambda f: pd.DataFrame(run.history).to_csv(f, index=False))
 

@@ -318,3 +318,15 @@ def test_the_readme_commands_leave_a_clone_clean(tmp_path, mnist):
     assert list((clone / 'model_checkpoints').glob('best_model_epoch_1_*.pth'))
     status = subprocess.run(['git', 'status', '--porcelain', '--ignored=no'], cwd=clone, capture_output=True, text=True)
     assert status.stdout == '', status.stdout
+
+
+def test_an_epoch_still_at_chance_accuracy_stops_training(tmp_path, quick):
+    """A finite, unremarkable loss can hide a model that learns nothing (here: labels shuffled
+    at random); after an epoch of JUDGE_AFTER steps or more, chance accuracy stops the run."""
+    images, labels = quick['data']['train']
+    n = train.JUDGE_AFTER * 64
+    shuffled = labels[:n][torch.randperm(n, generator=torch.Generator().manual_seed(0))]
+    data = quick['data'] | {'train': (images[:n], shuffled)}
+    with pytest.raises(train.TrainingError, match=r'accuracy after 100 steps of epoch 1/1, no better than guessing'):
+        train.train(epochs=1, checkpoint_dir=tmp_path, **quick | {'data': data, 'train_subset': 0})
+    assert not list(tmp_path.glob('*.pth'))
