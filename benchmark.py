@@ -19,7 +19,7 @@ import torch
 
 import nn
 from data import batches, extract, load_splits
-from train import Config, train, train_epoch
+from train import Config, Run, train, train_epoch
 
 
 def machine():
@@ -37,7 +37,7 @@ def from_scratch_epoch(images, labels):
     model = nn.Net()
     optimizer = nn.Adam(model.parameters())
     start = time.perf_counter()
-    train_epoch(model, optimizer, nn.CrossEntropyLoss(), images, labels, 64, progress=False)
+    train_epoch(Run(Config(schedule='constant', progress=False), model, optimizer), images, labels)
     return time.perf_counter() - start
 
 
@@ -81,7 +81,7 @@ def profile_steps(images, labels, steps=300):
     optimizer = nn.Adam(model.parameters())
     n = steps * 64
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train_epoch(model, optimizer, nn.CrossEntropyLoss(), images[:n], labels[:n], 64, progress=False)
+        train_epoch(Run(Config(schedule='constant', progress=False), model, optimizer), images[:n], labels[:n])
     print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=15))
 
 

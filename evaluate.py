@@ -4,7 +4,7 @@ pairs of digits), and the drawn-digits benchmark: 1,200 digits drawn with a pen 
 not in MNIST, put on the app's canvas and read exactly as the app reads a drawing.
 
     python evaluate.py --drawn                                  # the default model, as the app reads
-    python evaluate.py --drawn --checkpoint model_checkpoints/best_model_epoch_24_acc_98.2000.pth
+    python evaluate.py --drawn --checkpoint model_checkpoints/shipped/mlp.pth
     python evaluate.py --drawn --pipeline image --brush 40 --size 60 --sheet mistakes.png
 """
 import argparse

@@ -1,7 +1,7 @@
 """Classify images of handwritten digits with a trained checkpoint: importable (the app uses it) and a CLI.
 
     python predict.py my_digit.png another.jpg --top 3
-    python predict.py scan.png --checkpoint model_checkpoints/best_model_epoch_24_acc_98.2000.pth
+    python predict.py scan.png --checkpoint model_checkpoints/shipped/mlp.pth
 
 A model that scores 98% on MNIST guesses badly on a drawing or a photo unless the image is
 prepared the way MNIST's digits were: light ink on a dark background, the digit scaled into a
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
-import train
+import checkpoint as checkpoints
 from data import normalize
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / 'model_checkpoints'
+CHECKPOINT_DIRS = (checkpoints.SHIPPED_DIR, checkpoints.RUNS_DIR)  # where load_model looks, shipped models first
 SIZE, BOX = 28, 20   # MNIST: 28x28 field, the digit's longer side scaled to 20 px
 CENTRE = 14.0        # where MNIST's intensity-weighted centre of mass lies (row and column index, measured)
 NOISE_FLOOR = 0.2    # of the brightest ink: fainter is paper texture, shading or noise, and is removed
@@ -81,28 +81,28 @@ class DigitClassifier:
 
 
 def load_model(checkpoint=None, device='cpu'):
-    """The model of `checkpoint`, or of the best checkpoint in model_checkpoints/ when None.
+    """The model of `checkpoint`, or when None of the best in CHECKPOINT_DIRS (checkpoint.find_best:
+    a model trained by the user replaces a shipped one only when its recorded validation accuracy,
+    on the same held-out split, is higher).
 
     The architecture recorded in the checkpoint is rebuilt and its weights loaded
     (weights_only, mapped onto `device`, so a checkpoint saved on a GPU loads on a CPU).
-    Raises FileNotFoundError (no checkpoint) or ValueError (corrupt, or another architecture)
-    with a message that says what to do."""
+    Raises FileNotFoundError (no checkpoint) or ValueError (corrupt, unsafe, another
+    architecture, non-finite weights) with a message that says what to do."""
     if checkpoint is None:
-        checkpoint = train.find_best_checkpoint(CHECKPOINT_DIR)
+        checkpoint = checkpoints.find_best(*CHECKPOINT_DIRS)
         if checkpoint is None:
-            raise FileNotFoundError(f'no trained model: {CHECKPOINT_DIR} holds no best_model_*.pth. '
+            raise FileNotFoundError(f'no trained model: {" and ".join(map(str, CHECKPOINT_DIRS))} hold no checkpoint. '
                                     f'Train one with `python train.py`, or pass --checkpoint PATH')
     path = Path(checkpoint)
     device = torch.device(device)
-    saved = train.load_checkpoint(path, map_location=device)
+    saved = checkpoints.load(path, map_location=device)
     try:
-        network = train.model_from_checkpoint(saved, device)
-        metrics = saved['metrics']
-        return DigitClassifier(network, path, saved['epoch'], metrics['val_acc'], metrics['test_acc'], device)
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f'checkpoint {path} does not fit the models this version can build '
-                         f'({type(e).__name__}: {e}); it was saved by another architecture or '
-                         f'another version of the project') from None
+        network = checkpoints.build_model(saved, device)
+    except checkpoints.CheckpointError as e:
+        raise checkpoints.CheckpointError(f'checkpoint {path} {e}') from None
+    metrics = saved['metrics']
+    return DigitClassifier(network, path, saved['epoch'], metrics['val_acc'], metrics['test_acc'], device)
 
 
 def open_image(source):
@@ -313,7 +313,7 @@ def strokes_to_mnist(strokes, width=STROKE_WIDTH):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...) of one digit each')
-    parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/)')
+    parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/ and model_checkpoints/shipped/)')
     parser.add_argument('--top', type=int, default=1, help='how many of the most probable digits to print')
     args = parser.parse_args(argv)
     if args.top < 1:

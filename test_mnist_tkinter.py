@@ -1,7 +1,7 @@
 """Draw a digit with the mouse and watch the from-scratch network read it.
 
     python test_mnist_tkinter.py
-    python test_mnist_tkinter.py --checkpoint model_checkpoints/best_model_epoch_24_acc_98.2000.pth
+    python test_mnist_tkinter.py --checkpoint model_checkpoints/shipped/mlp.pth
     python test_mnist_tkinter.py docs/sample_digit.png      # start by classifying an image file
 
 The app records the points of each stroke. What the model classifies is those points redrawn at
@@ -236,7 +236,7 @@ class DigitApp:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('image', nargs='?', help='an image file to classify at start, as "Open image…" does')
-    parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/)')
+    parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/ and model_checkpoints/shipped/)')
     parser.add_argument('--echo', action='store_true',
                         help='also print every prediction the window shows to stdout (the GUI test reads it)')
     args = parser.parse_args(argv)

@@ -7,34 +7,43 @@
 
 Each epoch records a history row (CSV beside the checkpoints). When validation accuracy
 improves, the model is saved as best_model_epoch_{E}_acc_{A:.4f}.pth (A in percent); every
-epoch also refreshes last.pth, the point to resume from. All writes are atomic.
+epoch also refreshes last.pth, the point to resume from. All writes are atomic (checkpoint.py).
+Runs go to model_checkpoints/ (ignored by git); the shipped models in model_checkpoints/shipped/
+are never touched.
 """
 import argparse
+import inspect
 import math
 import os
-import re
 import shlex
+import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+import checkpoint
 import nn
 from data import DataError, augment, batches, load_splits
 from evaluate import evaluate
 
-CHECKPOINT_PATTERN = re.compile(r'best_model_epoch_(\d+)_acc_([\d.]+)\.pth$')
-LAST_CHECKPOINT = 'last.pth'
 HISTORY_FILE = 'training_history.csv'
-NORM_EVERY = 10  # steps between gradient-norm samples
-RECIPE = ('batch_size', 'lr', 'seed', 'init', 'val_size', 'select_on', 'train_subset', 'model', 'dropout',
-          'schedule', 'augment', 'label_smoothing', 'weight_decay', 'preset')
+NORM_EVERY = 10        # steps between gradient-norm samples
+REPORT_EVERY = 50      # steps between progress-bar updates and divergence checks
+DRY_RUN_BATCHES = 10   # a dry run trains one epoch of this many batches
+SEED_STRIDE = 1_000_003  # a prime above any epoch count: (seed, epoch) pairs never share a seed
+CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over the 10 digits
+DIVERGED_LOSS = 10 * CHANCE_LOSS  # a mean training loss above this has diverged, not learned
+JUDGE_AFTER = 100      # steps after which an epoch still at chance accuracy has failed
+CHANCE_ACC = 0.2       # "at chance": 10% is guessing; a learning model passes 80% within 100 steps
 SCHEDULES = ('constant', 'cosine', 'onecycle')
 WARMUP = 0.25  # share of the steps one-cycle spends rising from lr/25 to lr
+WARMUP_START = 1 / 25  # one-cycle's first rate, as a share of the peak
 PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets them
     'original': {'schedule': 'constant'},
     'mlp-best': {'model': 'Net', 'init': 'he', 'epochs': 40, 'batch_size': 512, 'lr': 6e-3, 'schedule': 'onecycle',
@@ -42,36 +51,48 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
     'cnn-best': {'model': 'CNN', 'init': 'he', 'epochs': 15, 'batch_size': 128, 'lr': 3e-3, 'schedule': 'onecycle',
                  'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4, 'dropout': 0.25},
 }
+# what a resumed run may change; every other option is the recipe, taken from the checkpoint
+RESUMABLE = ('epochs', 'device', 'data_dir', 'checkpoint_dir', 'resume', 'dry_run', 'progress')
+
+positive = (lambda v: v >= 1, 'must be at least 1')
+not_negative = (lambda v: v >= 0, 'must be 0 or more')
+fraction = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
 
 
 @dataclass
 class Config:
-    epochs: int = field(default=30, metadata={'help': 'epochs to train'})
-    batch_size: int = field(default=64, metadata={'help': 'minibatch size'})
-    lr: float = field(default=1e-3, metadata={'help': 'Adam learning rate'})
-    seed: int = field(default=0, metadata={'help': 'seed for initialisation, shuffling and everything random'})
+    """Every option of a run. metadata: help; choices; valid, a (test, what it requires) pair;
+    model_option, passed to the models whose constructor takes it."""
+    epochs: int = field(default=30, metadata={'help': 'epochs to train', 'valid': positive})
+    batch_size: int = field(default=64, metadata={'help': 'minibatch size', 'valid': positive})
+    lr: float = field(default=1e-3, metadata={'help': 'Adam learning rate', 'valid': (lambda v: v > 0, 'must be positive')})
+    seed: int = field(default=0, metadata={'help': 'seed for initialisation, shuffling and everything random',
+                                           'valid': not_negative})
     device: str = field(default='auto', metadata={'help': "'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', ..."})
-    init: str = field(default='xavier', metadata={'help': 'weight initialisation', 'choices': nn.INITS})
+    init: str = field(default='xavier', metadata={'help': 'weight initialisation', 'choices': nn.INITS,
+                                                  'model_option': True})
     model: str = field(default='Net', metadata={'help': 'architecture: Net (the 784-256-128-10 MLP) or CNN',
                                                 'choices': tuple(nn.MODELS)})
-    dropout: float = field(default=0.0, metadata={'help': "dropout probability before the CNN's output layer"})
+    dropout: float = field(default=0.0, metadata={'help': "dropout probability before the CNN's output layer",
+                                                  'valid': fraction, 'model_option': True})
     schedule: str = field(default='cosine', metadata={'help': 'learning-rate schedule over all steps (set per step; '
                                                       "the lr is the peak; the original's was constant)",
                                                       'choices': SCHEDULES})
     augment: bool = field(default=False, metadata={'help': 'random shifts (2 px), rotations (10 deg) and zooms (10%%) '
                                                     'of every training batch'})
     label_smoothing: float = field(default=0.0, metadata={'help': 'mix this much of the uniform distribution '
-                                                          'into the targets'})
-    weight_decay: float = field(default=0.0, metadata={'help': 'decoupled weight decay (AdamW)'})
+                                                          'into the targets', 'valid': fraction})
+    weight_decay: float = field(default=0.0, metadata={'help': 'decoupled weight decay (AdamW)', 'valid': not_negative})
     preset: str = field(default=None, metadata={'help': 'a named recipe (flags given as well override it): '
                                                 + ', '.join(f'{k} {v}' for k, v in PRESETS.items() if v),
                                                 'choices': tuple(PRESETS)})
     data_dir: str = field(default='data', metadata={'help': 'folder holding MNIST/raw/'})
     checkpoint_dir: str = field(default='model_checkpoints', metadata={'help': 'where checkpoints and the history CSV go'})
-    val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection'})
+    val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection',
+                                                  'valid': not_negative})
     select_on: str = field(default='val', metadata={'help': 'split that picks the best checkpoint (test: as the original did)',
                                                     'choices': ('val', 'test')})
-    train_subset: int = field(default=0, metadata={'help': 'train on only this many images (0: all)'})
+    train_subset: int = field(default=0, metadata={'help': 'train on only this many images (0: all)', 'valid': not_negative})
     resume: str = field(default=None, metadata={'help': 'checkpoint to continue from, e.g. model_checkpoints/last.pth'})
     dry_run: bool = field(default=False, metadata={'help': 'one epoch of a few batches, nothing saved: checks the set-up'})
     progress: bool = field(default=True, metadata={'help': 'show progress bars'})
@@ -85,14 +106,17 @@ class TrainingError(Exception):
     """Training cannot go on; the message says why and what to do."""
 
 
-def resolve_device(name):
-    if name != 'auto':
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():
-        return torch.device('mps')
-    return torch.device('cpu')
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during training. resume_from: the checkpoint to continue from, None if
+    there is none yet."""
+
+    def __init__(self, resume_from):
+        super().__init__(resume_from)
+        self.resume_from = resume_from
+
+
+def flag(name):
+    return '--' + name.replace('_', '-')
 
 
 def make_config(**options):
@@ -103,102 +127,126 @@ def make_config(**options):
     return Config(**{**PRESETS.get(preset, {}), **options})
 
 
+def check_config(config):
+    """Every option checked once, here: its type, its choices, its range; each problem names its flag."""
+    problems = []
+    for f in fields(Config):
+        value, choices, valid = getattr(config, f.name), f.metadata.get('choices'), f.metadata.get('valid')
+        if value is None or f.type is str and not choices:
+            continue
+        if f.type is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not (math.isfinite(value) and (not valid or valid[0](value))):
+                problems.append(f'{flag(f.name)} {value}: {valid[1] + " and finite" if valid else "must be finite"}')
+        elif choices and value not in choices:
+            problems.append(f'{flag(f.name)} {value}: choose one of {", ".join(map(str, choices))}')
+        elif not isinstance(value, f.type) or isinstance(value, bool) != (f.type is bool):
+            problems.append(f'{flag(f.name)} {value!r}: must be {"a whole number" if f.type is int else f.type.__name__}')
+        elif valid and not valid[0](value):
+            problems.append(f'{flag(f.name)} {value}: {valid[1]}')
+    if config.model in nn.MODELS:
+        accepted = inspect.signature(nn.MODELS[config.model]).parameters
+        for f in fields(Config):
+            if f.metadata.get('model_option') and f.name not in accepted and getattr(config, f.name) != f.default:
+                takers = [name for name, model in nn.MODELS.items() if f.name in inspect.signature(model).parameters]
+                problems.append(f'{config.model} has no {f.name} layer: use --model {" or ".join(takers)} '
+                                f'or {flag(f.name)} {f.default}')
+    if config.select_on == 'val' and config.val_size == 0:
+        problems.append('--val-size 0 leaves nothing to select on: use --select-on test')
+    if problems:
+        raise ValueError('; '.join(problems))
+
+
+def model_options(config):
+    """The options config.model's constructor takes (nn's models are the one source of them)."""
+    accepted = inspect.signature(nn.MODELS[config.model]).parameters
+    return {f.name: getattr(config, f.name) for f in fields(Config) if f.metadata.get('model_option')
+            and f.name in accepted}
+
+
+def resolve_device(name):
+    """The torch device for --device; an unknown or absent device is a TrainingError saying what exists."""
+    if name == 'auto':
+        if torch.cuda.is_available():
+            return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available():
+            return torch.device('mps')
+        return torch.device('cpu')
+    present = ['cpu'] + [f'cuda:{i}' for i in range(torch.cuda.device_count())]
+    present += ['mps'] if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available() else []
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    usable = device is not None and (device.type == 'cpu' or device.type == 'mps' and 'mps' in present
+                                     or device.type == 'cuda' and (device.index or 0) < torch.cuda.device_count())
+    if not usable:
+        raise TrainingError(f'--device {name}: ' + ('no such device here' if device else 'not a device name')
+                            + f'; this machine has {", ".join(present)}: use --device auto or --device cpu')
+    return device
+
+
 def learning_rate(schedule, peak, step, total_steps):
     """The learning rate at a global step (0-based) of total_steps: constant; cosine decay from
-    peak to 0; or one-cycle, a linear rise from peak/25 over the first WARMUP of the steps,
-    then cosine decay to 0. A function of the step alone, so a resumed run gets the same rates."""
+    peak to 0; or one-cycle, a linear rise from peak * WARMUP_START over the first WARMUP of the
+    steps, then cosine decay to 0. A function of the step alone, so a resumed run gets the same rates."""
     if schedule == 'constant':
         return peak
     start = round(WARMUP * total_steps) if schedule == 'onecycle' else 0
     if step < start:
-        return peak / 25 + (peak - peak / 25) * step / start
+        low = peak * WARMUP_START
+        return low + (peak - low) * step / start
     return peak * 0.5 * (1 + math.cos(math.pi * (step - start) / (total_steps - start)))
-
-
-def model_options(config):
-    return {'init': config.init} | ({'dropout': config.dropout} if config.model == 'CNN' else {})
 
 
 def epoch_seed(seed, epoch):
     """Each epoch reseeds torch from (seed, epoch), so a resumed run draws what an
     uninterrupted one would have drawn."""
-    return seed * 1_000_003 + epoch
-
-
-# ---------------------------------------------------------------- checkpoints
-
-def save_checkpoint(path, checkpoint):
-    """Write to a temporary file in the same folder, flush to disk, then rename: a crash or
-    Ctrl-C leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C included: leave no half-written temporary behind
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path, map_location='cpu'):
-    """A checkpoint dict, loaded safely (weights_only) onto `map_location`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'checkpoint {path} does not exist; train one with `python train.py` '
-                                f'or point to an existing .pth file')
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise ValueError(f'checkpoint {path} cannot be read ({type(e).__name__}: {e}); '
-                         f'it is corrupt or not a checkpoint of this project') from None
-    if not isinstance(checkpoint, dict) or 'model' not in checkpoint or 'architecture' not in checkpoint:
-        raise ValueError(f'checkpoint {path} is not a checkpoint of this project (no model state or architecture)')
-    return checkpoint
-
-
-def find_best_checkpoint(folder='model_checkpoints'):
-    """The best_model_*.pth with the highest accuracy in its name (latest epoch on ties), or None."""
-    candidates = []
-    for path in Path(folder).glob('best_model_epoch_*_acc_*.pth'):
-        match = CHECKPOINT_PATTERN.search(path.name)
-        if match:
-            candidates.append((float(match[2]), int(match[1]), path))
-    return max(candidates)[2] if candidates else None
-
-
-def model_from_checkpoint(checkpoint, device='cpu'):
-    arch = checkpoint['architecture']
-    model = nn.build_model(arch['name'], **arch['config']).to(device)
-    model.load_state_dict(checkpoint['model'])
-    return model.eval()
+    return seed * SEED_STRIDE + epoch
 
 
 def best_checkpoint_name(epoch, accuracy):
     return f'best_model_epoch_{epoch}_acc_{100 * accuracy:.4f}.pth'
 
 
-# ---------------------------------------------------------------- training
+# ---------------------------------------------------------------- one epoch
 
-def train_epoch(model, optimizer, criterion, images, labels, batch_size, progress=True, desc='train',
-                lr_at=None, first_step=0, augment_batches=False):
-    """One pass over shuffled minibatches. Returns mean loss, accuracy and the mean L2 norm of
-    each weight's gradient, sampled every NORM_EVERY steps (every step would cost ~5% of the epoch).
-    lr_at(first_step + i) sets the rate of the epoch's i-th step (0-based); augment_batches distorts
-    each batch with data.augment (loss and accuracy are then those of the distorted images)."""
+@dataclass
+class Run:
+    """What a run carries from epoch to epoch."""
+    config: Config
+    model: object
+    optimizer: nn.Adam
+    steps_per_epoch: int = 0
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {'epoch': 0, 'accuracy': -1.0, 'path': None})  # path absolute
+    start_epoch: int = 1
+    written_best: Path = None  # the best file this process wrote in this run's folder: the only one it may delete
+    resume_from: str = None    # the latest checkpoint to continue from
+
+    def __post_init__(self):
+        self.criterion = nn.CrossEntropyLoss(self.config.label_smoothing)
+
+    def lr_at(self, step):
+        return learning_rate(self.config.schedule, self.config.lr, step, self.config.epochs * self.steps_per_epoch)
+
+
+def train_epoch(run, images, labels, epoch=1):
+    """One pass over shuffled minibatches, with the rate of every step from run.lr_at. Returns mean
+    loss, accuracy and the mean L2 norm of each weight's gradient, sampled every NORM_EVERY steps
+    (every step would cost ~5% of the epoch). With config.augment each batch is distorted by
+    data.augment (loss and accuracy are then those of the distorted images). A loss that is not
+    finite, or far above chance's, stops training with a TrainingError."""
+    model, optimizer, criterion, batch_size = run.model, run.optimizer, run.criterion, run.config.batch_size
+    desc, first_step = f'epoch {epoch}/{run.config.epochs}', (epoch - 1) * run.steps_per_epoch
     weights = [(name, p) for name, p in model.named_parameters() if name.endswith('weight')]
     loss_sum = torch.zeros((), device=labels.device)
     correct = torch.zeros((), device=labels.device, dtype=torch.long)
     norm_sum = torch.zeros(len(weights), device=labels.device)
     steps = math.ceil(len(labels) / batch_size)
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False, unit='batch')
+    bar = tqdm(total=steps, desc=desc, disable=not run.config.progress, leave=False, unit='batch')
     for step, (x, y) in enumerate(batches(images, labels, batch_size, shuffle=True), 1):
-        if lr_at:
-            optimizer.lr = lr_at(first_step + step - 1)
-        if augment_batches:
+        optimizer.lr = run.lr_at(first_step + step - 1)
+        if run.config.augment:
             x = augment(x)
         logits = model.logits(x)
         loss = criterion(logits, y)
@@ -209,177 +257,242 @@ def train_epoch(model, optimizer, criterion, images, labels, batch_size, progres
         if step % NORM_EVERY == 1:
             norm_sum += torch.stack([torch.linalg.vector_norm(p.grad) for _, p in weights])
         bar.update()
-        if step % 50 == 0 or step == steps:
+        if step % REPORT_EVERY == 0 or step == steps:
             seen = min(step * batch_size, len(labels))
             running_loss = loss_sum.item() / seen
-            if not math.isfinite(running_loss):
-                bar.close()
-                raise TrainingError(f'the training loss became {running_loss} at step {step} of {desc}; '
-                                    f'lower the learning rate (--lr) or check the input data')
+            check_loss(running_loss, step, desc, run.config.lr, bar)
             bar.set_postfix(loss=f'{running_loss:.4f}', acc=f'{correct.item() / seen:.4f}')
     bar.close()
     n = len(labels)
+    if steps >= JUDGE_AFTER and correct.item() / n < CHANCE_ACC:
+        raise TrainingError(f'training failed: {correct.item() / n:.1%} accuracy after {steps} steps of {desc}, '
+                            f'no better than guessing; lower the learning rate (--lr {run.config.lr:g}) '
+                            f'or check the labels')
     samples = len(range(1, steps + 1, NORM_EVERY))
     grad_norms = {f'grad_norm_{name.removesuffix(".weight")}': v / samples
                   for (name, _), v in zip(weights, norm_sum.tolist())}
     return {'train_loss': loss_sum.item() / n, 'train_acc': correct.item() / n, **grad_norms}
 
 
-def train(config=None, **overrides):
-    """Train as `config` (a Config, or keyword overrides of its defaults) says.
+def check_loss(loss, step, desc, lr, bar):
+    if math.isfinite(loss) and loss <= DIVERGED_LOSS:
+        return
+    bar.close()
+    if not math.isfinite(loss):
+        raise TrainingError(f'the training loss became {loss} at step {step} of {desc}; '
+                            f'lower the learning rate (--lr) or check the input data')
+    raise TrainingError(f'training diverged: the mean loss is {loss:.3g} at step {step} of {desc}, far above '
+                        f'chance ({CHANCE_LOSS:.2f}); lower the learning rate (--lr {lr:g})')
 
-    Returns a dict: history (DataFrame), best_checkpoint (Path or None in a dry run) and
-    test (the Evaluation of the best checkpoint on the test set)."""
-    config = Config(**{**asdict(config), **overrides}) if config else make_config(**overrides)
-    device = resolve_device(config.device)
-    checkpoint = load_checkpoint(config.resume, device) if config.resume else None
-    if checkpoint:  # continue the same recipe; only the length, device and folders may change
-        config = Config(**{**asdict(config), **{k: checkpoint['config'][k] for k in RECIPE}})
-        planned = checkpoint['config']['epochs']
-        if config.schedule != 'constant' and config.epochs != planned:
-            raise TrainingError(f'{config.resume} follows a {config.schedule} learning-rate schedule planned for '
-                                f'--epochs {planned}: resume it with --epochs {planned} (another length would change '
-                                f'the rates it has already used), or start a new run to train longer')
+
+def epoch_row(run, splits, epoch):
+    """Train one epoch and evaluate: the epoch's history row."""
+    torch.manual_seed(epoch_seed(run.config.seed, epoch))
+    tic = time.perf_counter()
+    row = {'epoch': epoch, 'lr': run.lr_at((epoch - 1) * run.steps_per_epoch)}  # the rate of the epoch's first step
+    row |= train_epoch(run, *splits['train'], epoch)
+    for split in ('val', 'test'):
+        result = evaluate(run.model, *splits[split]) if len(splits[split][1]) else None
+        row |= {f'{split}_loss': result.loss if result else math.nan,
+                f'{split}_acc': result.accuracy if result else math.nan}
+    row['epoch_time'] = time.perf_counter() - tic
+    run.history.append(row)
+    return row
+
+
+# ---------------------------------------------------------------- set-up, keeping the best, the loop
+
+def configure(config, options):
+    """The run's Config (options override `config`, or the defaults after a preset) and, when
+    resuming, the loaded checkpoint, whose recipe the run then follows: only RESUMABLE options may
+    differ, and a recipe option given that contradicts the checkpoint is an error naming it."""
+    given = {f.name: getattr(config, f.name) for f in fields(Config)
+             if getattr(config, f.name) != f.default} if config else {}
+    given |= options
+    config = replace(config, **options) if config else make_config(**options)
     check_config(config)
-    data = load_splits(config.data_dir, config.val_size, device, config.train_subset or None)
-    select = config.select_on
-    if config.dry_run:
-        data['train'] = tuple(t[:10 * config.batch_size] for t in data['train'])
-        config.epochs = 1
+    if not config.resume:
+        return config, None
+    saved = checkpoint.load(config.resume)
+    recorded = saved['config']
+    missing = [f.name for f in fields(Config) if f.name not in recorded]
+    if missing:
+        raise TrainingError(f'{config.resume} records no {", ".join(missing)}: this version cannot resume it; '
+                            f'start a new run')
+    contradicted = [name for name, value in given.items() if name not in RESUMABLE and value != recorded[name]]
+    if contradicted:
+        raise TrainingError(f'{config.resume} was trained with ' + ', '.join(f'{flag(n)} {recorded[n]}' for n in contradicted)
+                            + ': resume without ' + ', '.join(flag(n) for n in contradicted) + ', or start a new run')
+    config = replace(config, **{f.name: recorded[f.name] for f in fields(Config) if f.name not in RESUMABLE})
+    planned = recorded['epochs']
+    if config.schedule != 'constant' and config.epochs != planned:
+        raise TrainingError(f'{config.resume} follows a {config.schedule} learning-rate schedule planned for '
+                            f'--epochs {planned}: resume it with --epochs {planned} (another length would change '
+                            f'the rates it has already used), or start a new run to train longer')
+    return config, saved
 
+
+def prepare(splits, config, device):
+    """The splits this run trains and evaluates on, on `device`."""
+    train_split = splits['train']
+    if config.train_subset:
+        train_split = tuple(t[:config.train_subset] for t in train_split)
+    if config.dry_run:
+        train_split = tuple(t[:DRY_RUN_BATCHES * config.batch_size] for t in train_split)
+    if config.val_size != len(splits['val'][1]):
+        raise ValueError(f'the data given holds {len(splits["val"][1])} validation images, '
+                         f'but --val-size is {config.val_size}')
+    return {split: tuple(t.to(device) for t in pair) for split, pair in (splits | {'train': train_split}).items()}
+
+
+def start(config, saved, device, train_images):
+    """A new run, or the resumed one where its checkpoint stopped."""
     torch.manual_seed(config.seed)
     model = nn.build_model(config.model, **model_options(config)).to(device)
-    optimizer = nn.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    criterion = nn.CrossEntropyLoss(config.label_smoothing)
-    steps_per_epoch = math.ceil(len(data['train'][1]) / config.batch_size)
-
-    def lr_at(step):
-        return learning_rate(config.schedule, config.lr, step, config.epochs * steps_per_epoch)
-    history, start_epoch, best = [], 1, {'epoch': 0, 'accuracy': -1.0, 'path': None}
-    if checkpoint:
-        model.load_state_dict(checkpoint['model'])
-        optimizer.load_state_dict(checkpoint['optimizer'])
-        history, best = checkpoint['history'], checkpoint['best']
-        start_epoch = checkpoint['epoch'] + 1
-        print(f'Resuming from {config.resume} after epoch {checkpoint["epoch"]}'
-              + (f' of {config.epochs}: nothing left to train' if start_epoch > config.epochs else ''))
-
-    folder = Path(config.checkpoint_dir)
-    print(f'Training {type(model).__name__} ({model.num_parameters():,} parameters) on {device} for '
-          f'{config.epochs} epochs: {len(data["train"][1]):,} train / {len(data["val"][1]):,} val / '
-          f'{len(data["test"][1]):,} test images')
-    start_time = time.perf_counter()
-    for epoch in range(start_epoch, config.epochs + 1):
-        torch.manual_seed(epoch_seed(config.seed, epoch))
-        tic = time.perf_counter()
-        first_step = (epoch - 1) * steps_per_epoch
-        row = {'epoch': epoch, 'lr': lr_at(first_step)}  # the rate of the epoch's first step
-        row |= train_epoch(model, optimizer, criterion, *data['train'], config.batch_size,
-                           config.progress, desc=f'epoch {epoch}/{config.epochs}',
-                           lr_at=lr_at, first_step=first_step, augment_batches=config.augment)
-        for split in ('val', 'test'):
-            if len(data[split][1]):
-                result = evaluate(model, *data[split])
-                row |= {f'{split}_loss': result.loss, f'{split}_acc': result.accuracy}
-            else:
-                row |= {f'{split}_loss': math.nan, f'{split}_acc': math.nan}
-        row['epoch_time'] = time.perf_counter() - tic
-        history.append(row)
-        improved = row[f'{select}_acc'] > best['accuracy']
-        print(f'epoch {epoch:3d}/{config.epochs}  loss {row["train_loss"]:.4f}  train {row["train_acc"]:.4f}  '
-              f'val {row["val_acc"]:.4f}  test {row["test_acc"]:.4f}  {row["epoch_time"]:.1f}s'
-              + ('  * best' if improved else ''), flush=True)
-        if config.dry_run:
-            continue
-        checkpoint = {
-            'format_version': 1,
-            'architecture': {'name': type(model).__name__, 'config': model.config},
-            'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
-            'epoch': epoch, 'metrics': row, 'config': asdict(config), 'history': history,
-        }
-        if improved:
-            previous = best
-            path = folder / best_checkpoint_name(epoch, row[f'{select}_acc'])
-            # 'created': this run made the file, so it may remove it when it finds a better one;
-            # a file of the same name that was already there (a shipped checkpoint) stays
-            best = {'epoch': epoch, 'accuracy': row[f'{select}_acc'], 'path': str(path), 'created': not path.exists()}
-            save_checkpoint(path, checkpoint | {'best': best})
-            if previous.get('created') and previous['path'] != best['path'] and Path(previous['path']).exists():
-                Path(previous['path']).unlink()  # only after the new best is safely on disk
-        save_checkpoint(folder / LAST_CHECKPOINT, checkpoint | {'best': best})
-        pd.DataFrame(history).to_csv(folder / HISTORY_FILE, index=False)
-    total = time.perf_counter() - start_time
-
-    history = pd.DataFrame(history)
+    run = Run(config, model, nn.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+              math.ceil(train_images / config.batch_size))
     if config.dry_run:
-        print(f'Dry run finished in {total:.1f}s; nothing saved.')
-        return {'history': history, 'best_checkpoint': None, 'test': evaluate(model, *data['test'])}
-    best_model = model_from_checkpoint(load_checkpoint(best['path'], device), device)
-    test = evaluate(best_model, *data['test'])
-    print(f'Finished in {total:.1f}s. Best checkpoint: {best["path"]} (epoch {best["epoch"]}, '
-          f'{select} accuracy {best["accuracy"]:.4f}); test accuracy {test.accuracy:.4f}')
-    return {'history': history, 'best_checkpoint': Path(best['path']), 'test': test}
+        run.start_epoch, config.epochs = 1, 1
+    if saved:
+        model.load_state_dict(saved['model'])
+        try:
+            run.optimizer.load_state_dict(saved['optimizer'])
+        except (KeyError, ValueError, TypeError) as e:
+            raise TrainingError(f'{config.resume}: its optimizer state does not fit ({type(e).__name__}: {e}); '
+                                f'it cannot be resumed; start a new run') from None
+        best = saved['best']
+        path = best['path'] and Path(config.resume).parent / best['path']
+        run.history, run.best, run.resume_from = saved['history'], {**best, 'path': path}, config.resume
+        run.start_epoch = saved['epoch'] + 1
+        print(f'Resuming from {config.resume} after epoch {saved["epoch"]}'
+              + (f' of {config.epochs}: nothing left to train' if run.start_epoch > config.epochs else ''))
+    return run
 
 
-def check_config(config):
-    problems = []
-    if config.epochs < 1 or config.batch_size < 1 or config.lr <= 0:
-        problems.append('epochs, batch size and learning rate must be positive')
-    if config.init not in nn.INITS:
-        problems.append(f'init must be one of {nn.INITS}')
-    if config.select_on not in ('val', 'test'):
-        problems.append("select_on must be 'val' or 'test'")
-    if config.model not in nn.MODELS:
-        problems.append(f'model must be one of {tuple(nn.MODELS)}')
-    if config.schedule not in SCHEDULES:
-        problems.append(f'schedule must be one of {SCHEDULES}')
-    if not 0 <= config.label_smoothing < 1 or not 0 <= config.dropout < 1 or config.weight_decay < 0:
-        problems.append('label smoothing and dropout must be in [0, 1), weight decay >= 0')
-    if config.dropout and config.model != 'CNN':
-        problems.append(f'{config.model} has no dropout layer: use --model CNN or --dropout 0')
-    if config.select_on == 'val' and config.val_size == 0:
-        problems.append("with val_size 0 there is nothing to select on: use select_on 'test'")
-    if problems:
-        raise ValueError('; '.join(problems))
+def keep(run, row, epoch, improved):
+    """Save the epoch: a new best file when it improved (then delete the previous best, but only
+    one this process wrote), last.pth, and the history CSV."""
+    folder, accuracy = Path(run.config.checkpoint_dir), row[f'{run.config.select_on}_acc']
+    if improved:
+        path = folder / best_checkpoint_name(epoch, accuracy)
+        run.best = {'epoch': epoch, 'accuracy': accuracy, 'path': path}
+    saved = snapshot(run, epoch, row, folder)
+    if improved:
+        previous, existed = run.written_best, path.exists()
+        checkpoint.save(path, saved)
+        run.written_best = None if existed else path  # a file that was there already is not this run's to delete
+        if previous and previous != path:
+            previous.unlink(missing_ok=True)  # only after the new best is safely on disk
+    checkpoint.save(folder / checkpoint.LAST, saved)
+    run.resume_from = str(folder / checkpoint.LAST)
+    checkpoint.atomic_write(folder / HISTORY_FILE, lambda f: pd.DataFrame(run.history).to_csv(f, index=False))
+
+
+def snapshot(run, epoch, row, folder):
+    """The checkpoint of the run after `epoch` (format: checkpoint.py)."""
+    best_path = run.best['path'] and os.path.relpath(run.best['path'], folder)
+    return {'format_version': checkpoint.FORMAT_VERSION,
+            'architecture': {'name': type(run.model).__name__, 'config': run.model.config},
+            'model': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
+            'epoch': epoch, 'metrics': row, 'config': asdict(run.config), 'history': run.history,
+            'best': {**run.best, 'path': best_path}}
+
+
+def train(config=None, data=None, callback=None, **options):
+    """Train as `config` (a Config) and keyword `options` say (see Config; preset=NAME fills in a
+    recipe). `data`: splits already loaded by data.load_splits with the same val_size (else they
+    are loaded from config.data_dir). callback(epoch, row) runs after each epoch is saved.
+
+    Returns a dict: history (DataFrame), best_checkpoint (Path; None in a dry run) and test
+    (the Evaluation of the best checkpoint on the test set)."""
+    config, saved = configure(config, options)
+    device = resolve_device(config.device)
+    with nullcontext() if config.dry_run else checkpoint.locked(config.checkpoint_dir):  # before data: fail fast
+        splits = prepare(data if data is not None else load_splits(config.data_dir, config.val_size), config, device)
+        run = start(config, saved, device, len(splits['train'][1]))
+        print(f'Training {config.model} ({run.model.num_parameters():,} parameters) on {device} for '
+              f'{config.epochs} epochs: ' + ' / '.join(f'{len(splits[s][1]):,} {s}' for s in splits) + ' images')
+        start_time = time.perf_counter()
+        try:
+            for epoch in range(run.start_epoch, config.epochs + 1):
+                row = epoch_row(run, splits, epoch)
+                improved = row[f'{config.select_on}_acc'] > run.best['accuracy']
+                print(f'epoch {epoch:3d}/{config.epochs}  loss {row["train_loss"]:.4f}  train {row["train_acc"]:.4f}  '
+                      f'val {row["val_acc"]:.4f}  test {row["test_acc"]:.4f}  {row["epoch_time"]:.1f}s'
+                      + ('  * best' if improved else ''), flush=True)
+                if not config.dry_run:
+                    keep(run, row, epoch, improved)
+                if callback:
+                    callback(epoch, row)
+        except KeyboardInterrupt:
+            raise Interrupted(run.resume_from) from None
+        return finish(run, splits, time.perf_counter() - start_time)
+
+
+def finish(run, splits, seconds):
+    """The run's result: the best checkpoint evaluated on the test set (the final model in a dry
+    run, or when the best a resumed run recorded has gone missing)."""
+    history, best = pd.DataFrame(run.history), run.best
+    if run.config.dry_run:
+        print(f'Dry run finished in {seconds:.1f}s; nothing saved.')
+        return {'history': history, 'best_checkpoint': None, 'test': evaluate(run.model, *splits['test'])}
+    path = best['path']
+    if path is None or not path.is_file():
+        path = Path(run.resume_from)
+        print(f'note: the best checkpoint recorded, {best["path"]}, is missing; the final model ({path}) is evaluated instead')
+    model = checkpoint.build_model(checkpoint.load(path, splits['test'][1].device), splits['test'][1].device)
+    test = evaluate(model, *splits['test'])
+    print(f'Finished in {seconds:.1f}s. Best checkpoint: {path} (epoch {best["epoch"]}, '
+          f'{run.config.select_on} accuracy {best["accuracy"]:.4f}); test accuracy {test.accuracy:.4f}')
+    return {'history': history, 'best_checkpoint': path, 'test': test}
 
 
 # ---------------------------------------------------------------- command line
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """The options given on the command line (a dict: make_config fills in the rest)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0], argument_default=argparse.SUPPRESS)
     for f in fields(Config):
-        flag, help = '--' + f.name.replace('_', '-'), f.metadata['help']
-        if isinstance(f.default, bool):
+        help, choices = f'{f.metadata["help"]} (default: {f.default})', f.metadata.get('choices')
+        if f.type is bool:
             action = argparse.BooleanOptionalAction if f.default else 'store_true'
-            parser.add_argument(flag, action=action, default=f.default, help=help)
+            parser.add_argument(flag(f.name), action=action, help=help)
         else:
-            parser.add_argument(flag, type=f.type, default=f.default, choices=f.metadata.get('choices'), help=help)
-    preset = parser.parse_known_args(argv)[0].preset
-    parser.set_defaults(**PRESETS.get(preset, {}))  # a preset's values become defaults: flags given still win
-    return Config(**vars(parser.parse_args(argv)))
+            parser.add_argument(flag(f.name), type=f.type, help=help,
+                                metavar='{' + ','.join(choices) + '}' if choices else None)
+    return vars(parser.parse_args(argv))
 
 
-def resume_command(config):
-    """The command that continues this run where it stopped, in the same folder."""
-    command = f'python train.py --resume {shlex.quote(str(Path(config.checkpoint_dir) / LAST_CHECKPOINT))}'
+def resume_command(config, resume_from):
+    """The command that continues this run where it stopped."""
+    command = f'python train.py --resume {shlex.quote(str(resume_from))}'
     for name in ('epochs', 'checkpoint_dir', 'data_dir'):
         if getattr(config, name) != getattr(Config, name):
-            command += f' --{name.replace("_", "-")} {shlex.quote(str(getattr(config, name)))}'
+            command += f' {flag(name)} {shlex.quote(str(getattr(config, name)))}'
     return command
 
 
 def main(argv=None):
-    config = parse_args(argv)
+    options = parse_args(argv)
+    terminated = []
+
+    def on_sigterm(signum, frame):  # `kill` stops a run as Ctrl-C does: no temporary file left, a resume hint
+        terminated.append(signum)
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        train(config)
-    except KeyboardInterrupt:
-        print(f'\nInterrupted. Checkpoints already written are intact; continue with '
-              f'`{resume_command(config)}`.', file=sys.stderr)
-        return 130
+        train(**options)
+    except KeyboardInterrupt as e:
+        resume_from = getattr(e, 'resume_from', options.get('resume'))  # Ctrl-C before training: as given
+        print('\nInterrupted. ' + (f'Checkpoints already written are intact; continue with '
+                                   f'`{resume_command(make_config(**options), resume_from)}`.' if resume_from
+                                   else 'No checkpoint was saved yet: start again to train.'), file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
     except (DataError, TrainingError, ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -1,14 +1,19 @@
 """Shared fixtures. Tests on real MNIST fail, never skip, when the data is missing: a green run
 must mean the real pipeline was exercised."""
-from pathlib import Path
+import functools
 
 import pytest
 
 import data
 import train
+from checkpoint import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / 'data'
+
+
+def missing_data(error):
+    pytest.fail(f'real MNIST is needed for this test: {error}\n'
+                f'Copy the four files: mkdir -p data/MNIST/raw && cp ../shared/mnist/*.gz data/MNIST/raw/')
 
 
 @pytest.fixture(scope='session')
@@ -16,21 +21,22 @@ def mnist():
     try:
         return data.load_mnist(DATA_DIR)  # downloads the files where the network allows
     except data.DataError as e:
-        pytest.fail(f'real MNIST is needed for this test: {e}\n'
-                    f'Copy the four files: mkdir -p data/MNIST/raw && cp ../shared/mnist/*.gz data/MNIST/raw/')
+        missing_data(e)
 
 
-def train_interrupted(monkeypatch, epoch, **options):
-    """Run train.train as Ctrl-C would leave it: KeyboardInterrupt as `epoch` starts training."""
-    real, calls = train.train_epoch, []
+@pytest.fixture(scope='session')
+def splits(mnist):
+    """splits(val_size): data.load_splits's result, read once per val_size for the whole session
+    (train.train takes it as `data`; slice it, never change it in place)."""
+    return functools.cache(lambda val_size=5000: data.load_splits(DATA_DIR, val_size))
 
-    def interrupted(*args, **kwargs):
-        calls.append(epoch)
-        if len(calls) == epoch:
+
+def train_interrupted(epoch, **options):
+    """Run train.train as Ctrl-C would leave it: KeyboardInterrupt as `epoch` starts training
+    (after epoch - 1 was saved)."""
+    def interrupt(done, row):
+        if done == epoch - 1:
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(train, 'train_epoch', interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            train.train(**options)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(callback=interrupt, **options)

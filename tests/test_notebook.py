@@ -1,11 +1,11 @@
 """train_model.ipynb runs top to bottom, headless, as a quick run (1 epoch on 2,000 images)."""
 import sys
-from pathlib import Path
 
 import pandas as pd
 import papermill
 
-ROOT = Path(__file__).resolve().parent.parent
+from checkpoint import ROOT
+
 FIGURES = ['final_training_history.png', 'final_combined_metrics.png', 'final_gradient_norms.png',
            'confusion_matrix.png', 'prediction_distribution.png', 'sample_predictions.png']
 

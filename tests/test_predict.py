@@ -262,9 +262,8 @@ def test_predict_returns_digit_confidence_and_ten_probabilities(model):
 
 def test_load_model_reports_its_checkpoint(model):
     saved = torch.load(model.checkpoint, weights_only=True)
-    assert model.checkpoint.name == Path(saved['best']['path']).name
+    assert model.checkpoint.name == Path(saved['best']['path']).name  # stored relative to its folder
     assert model.val_accuracy == saved['metrics']['val_acc'] and model.epoch == saved['epoch']
-    assert f'{100 * model.val_accuracy:.4f}' in model.checkpoint.name  # the file name states it
     assert f'val acc {100 * model.val_accuracy:.2f}%' in model.describe() and model.checkpoint.name in model.describe()
 
 
@@ -281,9 +280,9 @@ def test_checkpoint_saved_on_a_gpu_loads_on_a_cpu(tmp_path, model):
 
 def test_readme_states_the_shipped_checkpoints_test_accuracy(mnist_test):
     readme = (ROOT / 'README.md').read_text()
-    lines = re.findall(r'Shipped checkpoint: (model_checkpoints/best_model_\S+\.pth) — test accuracy '
+    lines = re.findall(r'Shipped checkpoint: (model_checkpoints/shipped/\S+\.pth) — test accuracy '
                        r'(\d+\.\d\d)% \(10,000 test images\)\.', readme)
-    assert lines, 'README.md has no line "Shipped checkpoint: model_checkpoints/<file> — test accuracy NN.NN% (10,000 test images)."'
+    assert lines, 'README.md has no line "Shipped checkpoint: model_checkpoints/shipped/<file> — test accuracy NN.NN% (10,000 test images)."'
     images, labels = normalize(mnist_test[0]), mnist_test[1]  # the test split, as train.py evaluates it
     assert len(labels) == 10_000
     for path, stated in lines:
@@ -359,8 +358,8 @@ def test_cli_checkpoint_errors(tmp_path, model, capsys):
 
 
 def test_no_checkpoint_says_how_to_train(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(predict, 'CHECKPOINT_DIR', tmp_path)
+    monkeypatch.setattr(predict, 'CHECKPOINT_DIRS', (tmp_path / 'shipped', tmp_path))
     assert predict.main(['docs/sample_digit.png']) == 1
     error = capsys.readouterr().err
-    assert error.startswith(f'error: no trained model: {tmp_path} holds no best_model_*.pth')
+    assert error.startswith(f'error: no trained model: {tmp_path / "shipped"} and {tmp_path} hold no checkpoint')
     assert '`python train.py`' in error and '--checkpoint' in error

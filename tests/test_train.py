@@ -1,4 +1,5 @@
-"""Training: checkpoints, atomic writes, exact resume, failure messages, and a real short run."""
+"""Training: exact resume, the files a run keeps and never loses, failure messages, and real runs."""
+import os
 import signal
 import subprocess
 import sys
@@ -7,69 +8,28 @@ import time
 import pytest
 import torch
 
-import nn
+import checkpoint
 import train
 from conftest import DATA_DIR, ROOT, train_interrupted
 
-QUICK = dict(data_dir=DATA_DIR, train_subset=3000, val_size=1000, progress=False)
+QUICK = dict(train_subset=3000, val_size=1000, progress=False)
 
 
-def test_checkpoint_round_trip_and_best_lookup(tmp_path):
-    model = nn.Net()
-    checkpoint = {'architecture': {'name': 'Net', 'config': model.config}, 'model': model.state_dict(),
-                  'epoch': 3, 'history': [{'epoch': 1, 'val_acc': 0.5}]}
-    for name in ('best_model_epoch_3_acc_97.1000.pth', 'best_model_epoch_9_acc_98.2500.pth',
-                 'best_model_epoch_12_acc_98.0000.pth', 'last.pth'):
-        train.save_checkpoint(tmp_path / name, checkpoint)
-    assert train.find_best_checkpoint(tmp_path).name == 'best_model_epoch_9_acc_98.2500.pth'
-    assert train.find_best_checkpoint(tmp_path / 'empty') is None
-    loaded = train.load_checkpoint(tmp_path / 'last.pth')
-    restored = train.model_from_checkpoint(loaded)
-    x = torch.randn(2, 784)
-    assert torch.equal(restored(x), model(x)) and not restored.training
-    assert not list(tmp_path.glob('.*.tmp'))
+@pytest.fixture
+def quick(splits):
+    """QUICK's options with the data already loaded."""
+    return dict(QUICK, data=splits(QUICK['val_size']))
 
 
-def test_interrupted_write_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
-    path = tmp_path / 'best.pth'
-    train.save_checkpoint(path, {'model': {'w': torch.ones(3)}, 'architecture': {}})
-    real_save = torch.save
-
-    def crash_halfway(obj, f):
-        real_save(obj, f)
-        f.truncate(10)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, 'save', crash_halfway)
-    with pytest.raises(KeyboardInterrupt):
-        train.save_checkpoint(path, {'model': {'w': torch.zeros(3)}, 'architecture': {}})
-    monkeypatch.undo()
-    assert torch.equal(train.load_checkpoint(path)['model']['w'], torch.ones(3))
-    assert [p.name for p in tmp_path.iterdir()] == ['best.pth']  # no temporary file left behind
-
-
-def test_bad_checkpoints_get_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='does not exist; train one with `python train.py`'):
-        train.load_checkpoint(tmp_path / 'nope.pth')
-    corrupt = tmp_path / 'corrupt.pth'
-    corrupt.write_bytes(b'not a checkpoint at all')
-    with pytest.raises(ValueError, match='corrupt.pth cannot be read'):
-        train.load_checkpoint(corrupt)
-    foreign = tmp_path / 'foreign.pth'
-    torch.save({'state_dict': {}}, foreign)
-    with pytest.raises(ValueError, match='not a checkpoint of this project'):
-        train.load_checkpoint(foreign)
-
-
-def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, monkeypatch, capsys, mnist):
+def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, capsys, quick):
     """The default recipe, its cosine learning rate included, stopped by Ctrl-C in epoch 3 of 4.
     Resuming a finished run trains nothing and says so."""
-    full = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', **QUICK)
-    train_interrupted(monkeypatch, 3, epochs=4, checkpoint_dir=tmp_path / 'split', **QUICK)
+    full = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', **quick)
+    train_interrupted(3, epochs=4, checkpoint_dir=tmp_path / 'split', **quick)
     resumed = train.train(epochs=4, checkpoint_dir=tmp_path / 'split',
-                          resume=str(tmp_path / 'split' / 'last.pth'), **QUICK)
-    a = train.load_checkpoint(tmp_path / 'full' / 'last.pth')
-    b = train.load_checkpoint(tmp_path / 'split' / 'last.pth')
+                          resume=str(tmp_path / 'split' / 'last.pth'), **quick)
+    a = checkpoint.load(tmp_path / 'full' / 'last.pth')
+    b = checkpoint.load(tmp_path / 'split' / 'last.pth')
     assert all(torch.equal(a['model'][k], b['model'][k]) for k in a['model'])
     assert torch.equal(a['optimizer']['exp_avg_sq'], b['optimizer']['exp_avg_sq'])
     columns = ['epoch', 'lr', 'train_loss', 'val_acc', 'test_acc', 'grad_norm_first_layer']
@@ -78,29 +38,29 @@ def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, monkeypatch, capsy
     assert (tmp_path / 'full' / 'training_history.csv').read_text().count('\n') == 5
     assert len(list((tmp_path / 'full').glob('best_model_*.pth'))) == 1  # older bests are replaced
     capsys.readouterr()
-    again = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', resume=str(tmp_path / 'full' / 'last.pth'), **QUICK)
+    again = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', resume=str(tmp_path / 'full' / 'last.pth'), **quick)
     assert 'after epoch 4 of 4: nothing left to train' in capsys.readouterr().out
     assert again['history'].equals(full['history'])
 
 
-def test_a_constant_rate_run_can_be_extended_and_a_scheduled_one_cannot(tmp_path, mnist):
+def test_a_constant_rate_run_can_be_extended_and_a_scheduled_one_cannot(tmp_path, quick):
     """At a constant rate, 1 epoch then 2 more is exactly a 3-epoch run. A schedule is planned
     for the run's length, so resuming it for another length is refused with the way out."""
-    constant = dict(QUICK, schedule='constant')
+    constant = dict(quick, schedule='constant')
     full = train.train(epochs=3, checkpoint_dir=tmp_path / 'full', **constant)
     train.train(epochs=1, checkpoint_dir=tmp_path / 'split', **constant)
     longer = train.train(epochs=3, checkpoint_dir=tmp_path / 'split', resume=str(tmp_path / 'split' / 'last.pth'),
                          **constant)
     assert full['history'].drop(columns='epoch_time').equals(longer['history'].drop(columns='epoch_time'))
-    train.train(epochs=1, checkpoint_dir=tmp_path / 'cosine', **QUICK)
+    train.train(epochs=1, checkpoint_dir=tmp_path / 'cosine', **quick)
     with pytest.raises(train.TrainingError, match=r'last\.pth follows a cosine learning-rate schedule planned for '
                                                   r'--epochs 1: resume it with --epochs 1'):
-        train.train(epochs=3, resume=str(tmp_path / 'cosine' / 'last.pth'), **QUICK)
+        train.train(epochs=3, resume=str(tmp_path / 'cosine' / 'last.pth'), **quick)
 
 
-def test_a_best_checkpoint_that_was_already_there_is_never_removed(tmp_path, mnist):
+def test_a_best_checkpoint_that_was_already_there_is_never_removed(tmp_path, quick):
     # a constant rate, so the longer run repeats the shorter one's first epochs exactly
-    constant = dict(QUICK, schedule='constant')
+    constant = dict(quick, schedule='constant')
     first = train.train(epochs=2, checkpoint_dir=tmp_path, **constant)['history']
     assert first['val_acc'].is_monotonic_increasing  # so epoch 1's best was replaced by epoch 2's
     kept = tmp_path / train.best_checkpoint_name(2, first['val_acc'][1])
@@ -112,17 +72,12 @@ def test_a_best_checkpoint_that_was_already_there_is_never_removed(tmp_path, mni
     assert kept.exists() and len(list(tmp_path.glob('best_model_*.pth'))) == 2
 
 
-def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch, mnist):
-    real = train.load_splits
-
-    def poisoned(*args, **kwargs):
-        splits = real(*args, **kwargs)
-        splits['train'][0][5] = float('nan')
-        return splits
-
-    monkeypatch.setattr(train, 'load_splits', poisoned)
+def test_nan_loss_stops_with_a_clear_message(tmp_path, quick):
+    images, labels = quick['data']['train']
+    images = images[:QUICK['train_subset']].clone()
+    images[5] = float('nan')
     with pytest.raises(train.TrainingError, match='training loss became nan at step'):
-        train.train(epochs=1, checkpoint_dir=tmp_path, **QUICK)
+        train.train(epochs=1, checkpoint_dir=tmp_path, **quick | {'data': quick['data'] | {'train': (images, labels)}})
     assert not list(tmp_path.glob('best_model_*'))
 
 
@@ -154,21 +109,21 @@ def test_cli_dry_run_saves_nothing(tmp_path, mnist):
     assert not (tmp_path / 'ck').exists()
 
 
-def test_short_real_training_run_reaches_97_percent(tmp_path, mnist):
+def test_short_real_training_run_reaches_97_percent(tmp_path, splits):
     """Three epochs of the mlp-best recipe (one-cycle, batch 512, augmentation) on all 55,000
     training images, about 4 s: a broken layer, optimizer or data pipeline cannot get here.
     (The original recipe needs about five epochs for 97%.)"""
-    result = train.train(preset='mlp-best', epochs=3, data_dir=DATA_DIR, checkpoint_dir=tmp_path, progress=False)
+    result = train.train(preset='mlp-best', epochs=3, data=splits(), checkpoint_dir=tmp_path, progress=False)
     assert result['test'].accuracy >= 0.97
     history = result['history']
     assert history['train_loss'].is_monotonic_decreasing
     assert (history[[c for c in history if c.startswith('grad_norm_')]] > 0).all().all()
 
 
-def test_the_default_recipe_reaches_98_percent(tmp_path, mnist):
+def test_the_default_recipe_reaches_98_percent(tmp_path, splits):
     """The whole default run, `python train.py` (30 epochs, about 25 s here): its best-by-validation
     checkpoint must score the 98% on the test set that the README reports for it."""
-    result = train.train(data_dir=DATA_DIR, checkpoint_dir=tmp_path, progress=False)
+    result = train.train(data=splits(), checkpoint_dir=tmp_path, progress=False)
     assert len(result['history']) == 30
     assert result['test'].accuracy >= 0.98, result['test'].accuracy
 
@@ -188,5 +143,190 @@ def test_ctrl_c_mid_training_leaves_loadable_checkpoints_and_says_how_to_resume(
     assert 'Traceback' not in stderr
     assert f'`python train.py --resume {folder / "last.pth"} --epochs 50 --checkpoint-dir {folder}`' in stderr
     for path in folder.glob('*.pth'):
-        train.model_from_checkpoint(train.load_checkpoint(path))
+        checkpoint.build_model(checkpoint.load(path))
     assert list(folder.glob('best_model_*.pth')) and not list(folder.glob('.*.tmp'))
+
+
+# ---------------------------------------------------------------- files never lost
+
+def test_a_resume_into_another_folder_never_touches_the_first_runs_files(tmp_path, quick):
+    """The best a resumed run records belongs to the first run: the second run's better epochs
+    write their own best beside it and delete only what they wrote themselves."""
+    constant = dict(quick, schedule='constant')
+    train.train(epochs=1, checkpoint_dir=tmp_path / 'a', **constant)
+    before = {p.name: p.read_bytes() for p in (tmp_path / 'a').iterdir()}
+    result = train.train(epochs=3, checkpoint_dir=tmp_path / 'b', resume=str(tmp_path / 'a' / 'last.pth'), **constant)
+    assert {p.name: p.read_bytes() for p in (tmp_path / 'a').iterdir()} == before
+    assert result['best_checkpoint'].parent == tmp_path / 'b'
+    assert len(list((tmp_path / 'b').glob('best_model_*.pth'))) == 1
+    saved = checkpoint.load(tmp_path / 'b' / 'last.pth')
+    assert saved['best']['path'] == result['best_checkpoint'].name and 'created' not in saved['best']
+
+
+def test_a_resume_whose_recorded_best_is_gone_still_finishes(tmp_path, capsys, quick):
+    train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    for path in tmp_path.glob('best_model_*.pth'):
+        path.unlink()
+    capsys.readouterr()
+    result = train.train(epochs=1, checkpoint_dir=tmp_path, resume=str(tmp_path / 'last.pth'), **quick)
+    assert result['best_checkpoint'] == tmp_path / 'last.pth' and result['test'].accuracy > 0.5
+    assert 'is missing; the final model' in capsys.readouterr().out
+
+
+def test_a_second_run_in_a_locked_folder_is_refused_before_loading_data(tmp_path):
+    with checkpoint.locked(tmp_path):
+        with pytest.raises(checkpoint.CheckpointError, match=f'another training run \\(pid {os.getpid()}\\) is using'):
+            train.train(epochs=1, checkpoint_dir=tmp_path, data_dir=tmp_path / 'no-data', progress=False)
+
+
+def test_diverging_training_stops_and_saves_no_best(tmp_path, quick):
+    with pytest.raises(train.TrainingError, match=r'training diverged: the mean loss is .* far above chance \(2.30\); '
+                                                  r'lower the learning rate \(--lr 1e\+06\)'):
+        train.train(epochs=1, lr=1e6, checkpoint_dir=tmp_path, **quick)
+    assert not list(tmp_path.glob('*.pth'))
+
+
+def test_resuming_a_checkpoint_without_config_or_optimizer_entries_is_a_clear_error(tmp_path, quick):
+    train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    del saved['config']['preset']
+    torch.save(saved, tmp_path / 'no-preset.pth')
+    with pytest.raises(train.TrainingError, match='no-preset.pth records no preset: this version cannot resume it'):
+        train.train(epochs=1, resume=str(tmp_path / 'no-preset.pth'), checkpoint_dir=tmp_path / 'x', **quick)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    del saved['optimizer']['exp_avg']
+    torch.save(saved, tmp_path / 'no-moments.pth')
+    with pytest.raises(train.TrainingError, match=r"no-moments.pth: its optimizer state does not fit \(KeyError: 'exp_avg'\)"):
+        train.train(epochs=1, resume=str(tmp_path / 'no-moments.pth'), checkpoint_dir=tmp_path / 'x', **quick)
+
+
+# ---------------------------------------------------------------- command-line errors
+
+@pytest.mark.parametrize('args, message', [
+    (['--lr', 'nan'], 'error: --lr nan: must be positive and finite'),
+    (['--lr', 'inf'], 'error: --lr inf: must be positive and finite'),
+    (['--train-subset', '-50000'], 'error: --train-subset -50000: must be 0 or more'),
+    (['--init', 'glorot'], 'error: --init glorot: choose one of xavier, he'),
+    (['--dropout', '0.5'], 'error: Net has no dropout layer: use --model CNN or --dropout 0.0'),
+    (['--device', 'nonsense'], 'error: --device nonsense: not a device name; this machine has cpu'),
+    (['--device', 'cuda:99'], 'error: --device cuda:99: no such device here; this machine has cpu'),
+], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent'])
+def test_bad_options_are_named_before_any_work(tmp_path, capsys, args, message):
+    assert train.main([*args, '--data-dir', str(tmp_path / 'no-data'), '--checkpoint-dir', str(tmp_path / 'ck')]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(message) and err.count('\n') == 1, err
+    if args[0] == '--device':
+        assert err.rstrip().endswith('use --device auto or --device cpu')
+    assert not (tmp_path / 'ck').exists()
+
+
+def test_a_cuda_device_without_a_gpu_says_what_exists(capsys):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has a GPU (cuda:99 above covers an absent one)')
+    assert train.main(['--device', 'cuda']) == 1
+    assert capsys.readouterr().err == ('error: --device cuda: no such device here; this machine has cpu: '
+                                       'use --device auto or --device cpu\n')
+
+
+def test_a_number_that_does_not_parse_names_its_option(capsys):
+    with pytest.raises(SystemExit) as exit:
+        train.main(['--epochs', 'ten'])
+    assert exit.value.code == 2 and "argument --epochs: invalid int value: 'ten'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('kind', ['file', 'read-only'])
+def test_an_unusable_checkpoint_folder_is_reported_before_loading_data(tmp_path, capsys, monkeypatch, kind):
+    folder = tmp_path / 'ck'
+    if kind == 'file':
+        folder.write_text('')
+        expected = f'error: --checkpoint-dir {folder} is a file, not a folder; pass a folder\n'
+    else:
+        folder.mkdir(mode=0o555)
+        if os.geteuid() == 0:  # root writes anywhere: refuse the write as a read-only folder would
+            def refuse(path, *args, **kwargs):
+                raise PermissionError(13, 'Permission denied', str(path))
+            monkeypatch.setattr(checkpoint, 'open', refuse, raising=False)
+        expected = f'error: --checkpoint-dir {folder} is not writable (Permission denied); pass a folder you can write to\n'
+    # the data folder is empty: loading data first would fail with another message
+    assert train.main(['--checkpoint-dir', str(folder), '--data-dir', str(tmp_path / 'no-data')]) == 1
+    assert capsys.readouterr().err == expected
+
+
+def test_a_recipe_option_contradicting_the_resumed_checkpoint_is_refused(tmp_path, capsys, quick):
+    train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    saved['config']['model'] = 'CNN'  # as a CNN run records it (the check comes before any model is built)
+    torch.save(saved, tmp_path / 'cnn.pth')
+    resume = str(tmp_path / 'cnn.pth')
+    assert train.main(['--resume', resume, '--model', 'Net', '--lr', '0.01', '--epochs', '1']) == 1
+    assert capsys.readouterr().err == (f'error: {resume} was trained with --model CNN, --lr 0.001: '
+                                       f'resume without --model, --lr, or start a new run\n')
+
+
+def run_and_signal(folder, sig, wait_for_best, *args):
+    """Start a training run, send `sig` once it has saved a best checkpoint (or once it has started
+    training, before any save), and return (exit code, stderr)."""
+    process = subprocess.Popen([sys.executable, 'train.py', '--no-progress', '--checkpoint-dir', str(folder), *args],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=os.environ | {'PYTHONUNBUFFERED': '1'})
+    if wait_for_best:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob('best_model_*.pth')) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # into the next epochs, whatever it is doing then
+    else:
+        while not process.stdout.readline().startswith('Training '):
+            pass
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+def test_sigterm_is_treated_like_ctrl_c(tmp_path, mnist):
+    folder = tmp_path / 'ck'
+    code, stderr = run_and_signal(folder, signal.SIGTERM, True, '--epochs', '50', '--train-subset', '5000')
+    assert code == 143 and 'Traceback' not in stderr, stderr
+    assert f'continue with `python train.py --resume {folder / "last.pth"} --epochs 50 --checkpoint-dir {folder}`' in stderr
+    assert not list(folder.glob('.*.tmp'))
+    checkpoint.load(folder / 'last.pth')
+
+
+def test_ctrl_c_before_the_first_save_suggests_no_checkpoint(tmp_path, quick):
+    folder = tmp_path / 'ck'
+    train.train(epochs=1, checkpoint_dir=folder, **quick)  # an older run's last.pth is there
+    code, stderr = run_and_signal(folder, signal.SIGINT, False, '--epochs', '3')
+    assert code == 130 and 'Traceback' not in stderr, stderr
+    assert stderr.strip() == 'Interrupted. No checkpoint was saved yet: start again to train.'
+
+
+def test_the_readme_commands_leave_a_clone_clean(tmp_path, mnist):
+    """Train and predict as the README says, in a fresh clone: git status stays empty (runs go to
+    the ignored model_checkpoints/, the shipped models are not touched)."""
+    files = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    clone = tmp_path / 'clone'
+    for name in filter(None, files.split('\0')):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        (clone / name).write_bytes((ROOT / name).read_bytes())
+    git = ['git', '-c', 'user.name=test', '-c', 'user.email=test@example.com']
+    for command in (['init', '-q'], ['add', '-A'], ['commit', '-q', '-m', 'clone']):
+        subprocess.run(git + command, cwd=clone, check=True, capture_output=True)
+    (clone / 'data').symlink_to(DATA_DIR)
+    for command in (['train.py', '--epochs', '1', '--train-subset', '2000', '--no-progress'],
+                    ['predict.py', 'docs/sample_digit.png']):
+        result = subprocess.run([sys.executable, *command], cwd=clone, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    assert list((clone / 'model_checkpoints').glob('best_model_epoch_1_*.pth'))
+    status = subprocess.run(['git', 'status', '--porcelain', '--ignored=no'], cwd=clone, capture_output=True, text=True)
+    assert status.stdout == '', status.stdout
+
+
+def test_an_epoch_still_at_chance_accuracy_stops_training(tmp_path, quick):
+    """A finite, unremarkable loss can hide a model that learns nothing (here: labels shuffled
+    at random); after an epoch of JUDGE_AFTER steps or more, chance accuracy stops the run."""
+    images, labels = quick['data']['train']
+    n = train.JUDGE_AFTER * 64
+    shuffled = labels[:n][torch.randperm(n, generator=torch.Generator().manual_seed(0))]
+    data = quick['data'] | {'train': (images[:n], shuffled)}
+    with pytest.raises(train.TrainingError, match=r'accuracy after 100 steps of epoch 1/1, no better than guessing'):
+        train.train(epochs=1, checkpoint_dir=tmp_path, **quick | {'data': data, 'train_subset': 0})
+    assert not list(tmp_path.glob('*.pth'))
