@@ -419,12 +419,12 @@ class MaxPool2d(Module):
         row_max, col = windows.max(5)                                     # (n, ho, wo, c, k)
         out, row = row_max.max(4)                                         # (n, ho, wo, c)
         index = None
-        if self.training:  # the flat pixel index (y * w + x) of each window's maximum
+        if self.training:  # the flat pixel index (y * w + x) of each window's maximum, in place
             ho, wo = out.shape[1:3]
+            top, left = torch.arange(ho, device=x.device) * s, torch.arange(wo, device=x.device) * s
+            corner = top[:, None, None] * w + left[:, None]  # (ho, wo, 1): each window's first pixel
             col = col.gather(4, row[..., None]).squeeze(4)
-            top = torch.arange(ho, device=x.device)[:, None, None] * s
-            left = torch.arange(wo, device=x.device)[:, None] * s
-            index = ((top + row) * w + left + col).view(n, ho * wo, c)
+            index = row.mul_(w).add_(col).add_(corner).view(n, ho * wo, c)
         self.save_for_backward(index=index, input_shape=x.shape)
         return out.permute(0, 3, 1, 2)
 
@@ -499,13 +499,12 @@ class BatchNorm(Module):
         if count < 2:
             raise ValueError(f'{type(self).__name__} in training needs more than one value per channel, '
                              f'got input {tuple(x.shape)}; use a larger batch or model.eval()')
-        mean = channel_sum(x) / count
-        centered = x - mean.view(shape)
-        var = channel_sum(centered.square()) / count
+        # one pass for both statistics (Welford's), where mean then squared deviations took four
+        var, mean = torch.var_mean(x, [d for d in range(x.dim()) if d != 1], correction=0)
         self.running_mean.lerp_(mean, self.momentum)
         self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
         inv_std = (var + self.eps).rsqrt().view(shape)
-        normalized = centered.mul_(inv_std)
+        normalized = torch.addcmul(-mean.view(shape) * inv_std, x, inv_std)  # (x - mean) * inv_std
         self.save_for_backward(normalized=normalized, inv_std=inv_std)
         return torch.addcmul(self.bias.data.view(shape), normalized, self.weight.data.view(shape))
 
@@ -517,11 +516,13 @@ class BatchNorm(Module):
         self.bias.grad.copy_(channel_sum(grad_out))
         if not input_grad:
             return None
-        # the batch mean and variance depend on every input: subtract their share of the gradient
+        # the batch mean and variance depend on every input: subtract their share of the gradient,
+        # (g - mean(g) - xhat * mean(g * xhat)) * weight * inv_std, in two multiply-adds
         count = grad_out.numel() // self.num_features
+        scale = self.weight.data.view(shape) * inv_std
         mean_grad = (self.bias.grad / count).view(shape)
         proj = (self.weight.grad / count).view(shape)
-        return (grad_out - mean_grad - xhat * proj) * (self.weight.data.view(shape) * inv_std)
+        return torch.addcmul(-mean_grad * scale, xhat, -proj * scale).addcmul_(grad_out, scale)
 
     def extra_repr(self):
         return f'{self.num_features}, eps={self.eps}, momentum={self.momentum}'
@@ -641,10 +642,11 @@ class Adam:
     of layers. Create the optimizer after moving the model to its device, as in PyTorch: a
     later `model.to(...)` replaces the tensors, and step() then raises rather than train a copy.
 
-    Every FLUSH_EVERY steps, moments too small to change a step are set to zero. A weight whose gradient is exactly zero (one into a dead ReLU unit) would
-    otherwise see its first moment decay into denormal floats (below 1.2e-38) and stay there: a
-    third of the MLP's do after one epoch, and x86 CPUs process denormals many times slower,
-    which made the default run 1.5x slower on a 2-core Intel Xeon."""
+    Every FLUSH_EVERY steps, moments too small to change a step are set to zero. A weight whose
+    gradient is exactly zero (one into a dead ReLU unit) would otherwise see its first moment
+    decay into denormal floats (below 1.2e-38) and stay there: a third of the MLP's do after one
+    epoch, and x86 CPUs process denormals many times slower, which made the default run 1.5x
+    slower on a 2-core Intel Xeon."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params = list(params)

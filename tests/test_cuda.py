@@ -8,8 +8,8 @@ import train
 from conftest import DATA_DIR
 from test_nn import rel_err
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU (torch.cuda.is_available() is False)')]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                    reason='needs a CUDA GPU (torch.cuda.is_available() is False)')]
 
 
 def on_both(make, x):
