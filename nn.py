@@ -379,8 +379,9 @@ class Conv2d(Module):
         n, _, ho, wo = grad_out.shape
         k, s, p = self.kernel_size, self.stride, self.padding
         g = grad_out.permute(0, 2, 3, 1).reshape(n * ho * wo, self.out_channels)  # a view in channels-last
-        grad_weight = torch.mm(g.t(), saved['cols']).view(self.out_channels, k, k, self.in_channels)
-        self.weight.grad.copy_(grad_weight.permute(0, 3, 1, 2))
+        # cols^T g, not g^T cols: the same product, about twice as fast for a tall, narrow g
+        grad_weight = torch.mm(saved['cols'].t(), g).view(k, k, self.in_channels, self.out_channels)
+        self.weight.grad.copy_(grad_weight.permute(3, 2, 0, 1))
         torch.sum(g, 0, out=self.bias.grad)
         if not input_grad:
             return None
