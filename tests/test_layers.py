@@ -45,6 +45,14 @@ def test_maxpool2d(shape, k, stride):
     check_layer(nn.MaxPool2d(k, stride), torch.randn(shape), lambda x: F.max_pool2d(x, k, stride))
 
 
+@pytest.mark.parametrize('k, stride', [(2, None), (3, 2), (3, 1)])
+def test_maxpool2d_ties_go_to_the_first_maximum_as_torchs(k, stride):
+    """Flat background makes ties common (equal conv outputs): the gradient goes to the first
+    maximum in row-major order, once, as PyTorch's."""
+    x = torch.randint(0, 3, (2, 3, 8, 7)).double()
+    check_layer(nn.MaxPool2d(k, stride), x, lambda x: F.max_pool2d(x, k, stride))
+
+
 @pytest.mark.parametrize('layer_cls, shape', [(nn.BatchNorm1d, (6, 5)), (nn.BatchNorm2d, (3, 4, 5, 7)),
                                               (nn.BatchNorm2d, (1, 2, 3, 3))])
 def test_batchnorm_train_and_eval(layer_cls, shape):
