@@ -1,15 +1,22 @@
-"""Time one training epoch three ways, in one run on one machine, and print a table.
+"""Time training three ways, in one run on one machine, and print tables.
 
-    python benchmark.py                  # about a minute on a 2-core CPU
+    python benchmark.py                  # a few minutes on a 2-core CPU
+    python benchmark.py --device cuda    # the same tables on a GPU
 
+MLP (the default `Net`, batch 64, Adam 1e-3), one epoch each of:
 (a) this project's from-scratch Net on in-memory tensor batches (what train.py does);
 (b) the same architecture in torch.nn + autograd + torch.optim.Adam on the same batches;
 (c) the original project's pipeline: torchvision's MNIST dataset with Resize/ToTensor/Normalize
-    and a DataLoader (batch 64, shuffle) feeding the from-scratch model.
-(a) and (b) alternate over several repeats and the medians are compared, so a busy machine
-slows both alike. It also times the full default training run (30 epochs with evaluation).
+    and a DataLoader (batch 64, shuffle) feeding the from-scratch model (CPU only).
+CNN (the `cnn-best` recipe's network: batch 128, AdamW 3e-3 with weight decay 1e-4, label
+smoothing 0.1), a fixed number of steps each of the from-scratch CNN and the same layers in
+torch.nn + autograd + torch.optim.AdamW, on the same batches from the same initial weights.
+Each pair alternates over several repeats and the medians are compared, so a busy machine slows
+both alike; a split of one more run shows where each spends its time (forward with the loss,
+backward, optimizer). Last, the full default training run (30 epochs with evaluation).
 """
 import argparse
+from collections import OrderedDict
 import platform
 import statistics
 import tempfile
@@ -19,43 +26,137 @@ import torch
 
 import nn
 from data import batches, extract, load_splits
-from train import Config, Run, train, train_epoch
+from train import Config, resolve_device, train
+
+CNN_CONFIG = {'channels': (32, 64), 'hidden': 128, 'dropout': 0.25, 'init': 'he'}  # cnn-best's network
+CNN_RECIPE = {'batch_size': 128, 'lr': 3e-3, 'weight_decay': 1e-4, 'label_smoothing': 0.1}
 
 
-def machine():
+def machine(device):
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as f:
             cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
     except (OSError, StopIteration):
         pass
-    return (f'{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, '
+    gpu = f', {torch.cuda.get_device_name(device)}' if device.type == 'cuda' else ''
+    return (f'{cpu}, {torch.get_num_threads()} threads{gpu}, torch {torch.__version__}, '
             f'Python {platform.python_version()}')
 
 
-def from_scratch_epoch(images, labels):
-    model = nn.Net()
-    optimizer = nn.Adam(model.parameters())
-    start = time.perf_counter()
-    train_epoch(Run(Config(schedule='constant', progress=False), model, optimizer), images, labels)
-    return time.perf_counter() - start
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
 
 
-def torch_nn_epoch(images, labels):
-    """The reference: same layers, same Xavier initialisation, same batches, autograd."""
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                                torch.nn.Linear(256, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
-    model.load_state_dict({k.replace('first_layer', '1').replace('second_layer', '3').replace('output_layer', '5'): v
-                           for k, v in nn.Net().state_dict().items()})
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    criterion = torch.nn.CrossEntropyLoss()
-    start = time.perf_counter()
-    for x, y in batches(images, labels, 64, shuffle=True):
-        optimizer.zero_grad()
-        criterion(model(x), y).backward()
+# ---------------------------------------------------------------- the two implementations of each step
+
+def scratch_setup(name, config, recipe, device):
+    model = nn.build_model(name, **config).to(device)
+    optimizer = nn.Adam(model.parameters(), lr=recipe['lr'], weight_decay=recipe['weight_decay'])
+    criterion = nn.CrossEntropyLoss(recipe['label_smoothing'])
+
+    def forward(x, y):
+        return criterion(model.logits(x), y)
+
+    def backward(loss):
+        model.backward(criterion.backward(), input_grad=False)
+
+    return model, forward, backward, optimizer.step
+
+
+def torch_mlp():
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(),
+                               torch.nn.Linear(256, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+
+
+def torch_cnn(channels, hidden, dropout, init):
+    c1, c2 = channels
+    T = torch.nn
+    return T.Sequential(OrderedDict(
+        conv1=T.Conv2d(1, c1, 3, padding=1), pool1=T.MaxPool2d(2), norm1=T.BatchNorm2d(c1), activation1=T.ReLU(),
+        conv2=T.Conv2d(c1, c2, 3, padding=1), pool2=T.MaxPool2d(2), norm2=T.BatchNorm2d(c2), activation2=T.ReLU(),
+        flatten=T.Flatten(), hidden_layer=T.Linear(c2 * 7 * 7, hidden), hidden_norm=T.BatchNorm1d(hidden),
+        hidden_activation=T.ReLU(), dropout=T.Dropout(dropout), output_layer=T.Linear(hidden, 10)))
+
+
+def torch_setup(name, config, recipe, device):
+    """The reference: the same layers and initial weights as the from-scratch model, autograd."""
+    if name == 'Net':
+        model = torch_mlp()
+        renames = {'first_layer': '1', 'second_layer': '3', 'output_layer': '5'}
+    else:
+        model, renames = torch_cnn(**config), {}
+    state = nn.build_model(name, **config).state_dict()
+    for old, new in renames.items():
+        state = {k.replace(old, new): v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith('num_batches_tracked') for k in missing), (missing, unexpected)
+    model.to(device)
+    optimizer_cls = torch.optim.AdamW if recipe['weight_decay'] else torch.optim.Adam
+    optimizer = optimizer_cls(model.parameters(), lr=recipe['lr'], weight_decay=recipe['weight_decay'])
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=recipe['label_smoothing'])
+
+    def forward(x, y):
+        return criterion(model(x), y)
+
+    def backward(loss):
+        loss.backward()
+
+    def step():
         optimizer.step()
-    return time.perf_counter() - start
+        optimizer.zero_grad()
 
+    return model, forward, backward, step
+
+
+def run_steps(setup, name, config, recipe, batch_list, device, split=False):
+    """Seconds to train on batch_list from fresh weights; with split, seconds per phase."""
+    torch.manual_seed(0)
+    _, forward, backward, step = setup(name, config, recipe, device)
+    phases = [0.0, 0.0, 0.0]
+    sync(device)
+    start = time.perf_counter()
+    for x, y in batch_list:
+        if not split:
+            loss = forward(x, y)
+            backward(loss)
+            step()
+            continue
+        for i, phase in enumerate((lambda: forward(x, y), lambda: backward(loss), step)):
+            t = time.perf_counter()
+            result = phase()
+            sync(device)
+            phases[i] += time.perf_counter() - t
+            loss = result if i == 0 else loss
+    sync(device)
+    return phases if split else time.perf_counter() - start
+
+
+def compare(title, name, config, recipe, batch_list, device, repeats):
+    """Alternate the two implementations `repeats` times; print medians, ratio and phase split."""
+    run_steps(scratch_setup, name, config, recipe, batch_list[:10], device)  # warm-up
+    run_steps(torch_setup, name, config, recipe, batch_list[:10], device)
+    times = {'scratch': [], 'torch': []}
+    for _ in range(repeats):
+        times['scratch'].append(run_steps(scratch_setup, name, config, recipe, batch_list, device))
+        times['torch'].append(run_steps(torch_setup, name, config, recipe, batch_list, device))
+    scratch, reference = statistics.median(times['scratch']), statistics.median(times['torch'])
+    splits = {key: run_steps(setup, name, config, recipe, batch_list, device, split=True)
+              for key, setup in (('scratch', scratch_setup), ('torch', torch_setup))}
+    steps = len(batch_list)
+    print(f'\n{title}: {steps} steps of batch {len(batch_list[0][1])}, median of {repeats} alternating repeats\n')
+    print(f'| {"implementation":<34} | s/run | ms/step | ratio | forward | backward | optimizer |')
+    print(f'|{"-" * 36}|------:|--------:|------:|--------:|---------:|----------:|')
+    for key, label, seconds in (('scratch', 'from-scratch nn.py', scratch),
+                                ('torch', 'torch.nn + autograd + torch.optim', reference)):
+        f, b, o = (1000 * s / steps for s in splits[key])
+        print(f'| {label:<34} | {seconds:5.2f} | {1000 * seconds / steps:7.2f} | {seconds / reference:4.2f}x '
+              f'| {f:7.2f} | {b:8.2f} | {o:9.2f} |')
+    print('(forward/backward/optimizer: ms per step, from one more run of each, timed phase by phase)')
+
+
+# ---------------------------------------------------------------- MLP epoch tables
 
 def original_pipeline_epoch(data_dir):
     import torchvision
@@ -74,55 +175,61 @@ def original_pipeline_epoch(data_dir):
     return time.perf_counter() - start
 
 
-def profile_steps(images, labels, steps=300):
+def profile_steps(name, config, recipe, batch_list, device):
     """Where a from-scratch training step spends its time, by torch operator."""
     from torch.profiler import ProfilerActivity, profile
-    model = nn.Net()
-    optimizer = nn.Adam(model.parameters())
-    n = steps * 64
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train_epoch(Run(Config(schedule='constant', progress=False), model, optimizer), images[:n], labels[:n])
-    print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=15))
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    with profile(activities=activities) as prof:
+        run_steps(scratch_setup, name, config, recipe, batch_list, device)
+    sort = 'self_cuda_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    print(prof.key_averages().table(sort_by=sort, row_limit=15))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--repeats', type=int, default=5, help='epochs of (a) and of (b), alternating')
+    parser.add_argument('--repeats', type=int, default=5, help='runs of each implementation, alternating')
+    parser.add_argument('--cnn-steps', type=int, default=60, help='CNN training steps per run')
+    parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ... or 'auto'")
     parser.add_argument('--data-dir', default='data', help='folder holding MNIST/raw/')
+    parser.add_argument('--skip-mlp', action='store_true', help='skip the MLP epoch table')
+    parser.add_argument('--skip-cnn', action='store_true', help='skip the CNN step table')
     parser.add_argument('--skip-original', action='store_true', help='skip (c), the slow one')
     parser.add_argument('--skip-full-run', action='store_true', help='skip timing the 30-epoch default run')
-    parser.add_argument('--profile', action='store_true', help='also print an operator profile of (a)')
+    parser.add_argument('--profile', action='store_true', help='also print operator profiles of the from-scratch steps')
     args = parser.parse_args()
+    device = resolve_device(args.device)
 
-    print(f'Machine: {machine()}')
-    images, labels = load_splits(args.data_dir)['train']
+    print(f'Machine: {machine(device)}')
+    images, labels = load_splits(args.data_dir, device=device)['train']
     torch.manual_seed(0)
-    times = {'a': [], 'b': []}
-    from_scratch_epoch(images[:6400], labels[:6400]), torch_nn_epoch(images[:6400], labels[:6400])  # warm-up
-    for _ in range(args.repeats):
-        times['a'].append(from_scratch_epoch(images, labels))
-        times['b'].append(torch_nn_epoch(images, labels))
-    rows = [('(a) from-scratch nn.py, tensor batches', statistics.median(times['a'])),
-            ('(b) torch.nn + autograd + torch.optim.Adam', statistics.median(times['b']))]
-    if not args.skip_original:
-        rows.append(('(c) original: torchvision MNIST + DataLoader', original_pipeline_epoch(args.data_dir)))
-
-    base = rows[0][1]
-    print(f'\nOne epoch of {len(labels):,} images, batch 64 (median of {args.repeats} for (a) and (b)):\n')
-    print(f'| {"pipeline":<46} | s/epoch | ratio to (a) |')
-    print(f'|{"-" * 48}|--------:|-------------:|')
-    for name, seconds in rows:
-        print(f'| {name:<46} | {seconds:7.2f} | {seconds / base:11.2f}x |')
+    mlp = {'batch_size': 64, 'lr': 1e-3, 'weight_decay': 0.0, 'label_smoothing': 0.0}
+    epoch = list(batches(images, labels, 64, shuffle=True))
+    if not args.skip_mlp:
+        compare('MLP (Net), one epoch', 'Net', {}, mlp, epoch, device, args.repeats)
+        if not args.skip_original and device.type == 'cpu':
+            seconds = original_pipeline_epoch(args.data_dir)
+            print(f'\n(c) original pipeline (torchvision MNIST + DataLoader, from-scratch Net): {seconds:.2f} s/epoch')
+        if args.profile:
+            profile_steps('Net', {}, mlp, epoch[:300], device)
+    if not args.skip_cnn:
+        cnn_batches = list(batches(images, labels, CNN_RECIPE['batch_size'], shuffle=True))[:args.cnn_steps]
+        compare('CNN (cnn-best network)', 'CNN', CNN_CONFIG, CNN_RECIPE, cnn_batches, device, args.repeats)
+        if args.profile:
+            profile_steps('CNN', CNN_CONFIG, CNN_RECIPE, cnn_batches, device)
 
     if not args.skip_full_run:
+        # torch.nn epochs just before and just after the run, so that both see the same machine
+        reference = [run_steps(torch_setup, 'Net', {}, mlp, epoch, device) for _ in range(2)]
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
-            result = train(Config(progress=False, checkpoint_dir=folder, data_dir=args.data_dir))
+            result = train(Config(progress=False, checkpoint_dir=folder, data_dir=args.data_dir, device=str(device)))
+        wall = time.perf_counter() - start
+        reference += [run_steps(torch_setup, 'Net', {}, mlp, epoch, device) for _ in range(2)]
+        torch_run = 30 * statistics.median(reference)
         print(f'\nFull default run (`python train.py`: 30 epochs, validation and test evaluation every epoch, '
-              f'checkpoints): {time.perf_counter() - start:.1f} s wall, test accuracy {result["test"].accuracy:.4f}')
-    if args.profile:
-        profile_steps(images, labels)
+              f'checkpoints): {wall:.1f} s wall, test accuracy {result["test"].accuracy:.4f}; 30 torch.nn epochs '
+              f'(30 x the median of 4 timed around it): {torch_run:.1f} s; ratio {wall / torch_run:.2f}x')
 
 
 if __name__ == '__main__':

@@ -42,21 +42,37 @@ class Parameter:
 class Module:
     """Base class: children, parameters and buffers are found from the instance's attributes.
 
-    A subclass implements `forward(x)` (caching what backward needs) and `backward(grad_out)`,
-    which returns the gradient with respect to the input and writes parameter gradients into
-    `Parameter.grad`. Backward never changes weights; the optimizer does that.
+    A subclass implements `forward(x)` and `backward(grad_out, input_grad=True)`. Forward keeps
+    what backward needs with `save_for_backward`, in training mode only; backward differentiates
+    the last pass, which must have been a training one. It writes (not adds) the parameter
+    gradients into `Parameter.grad`, so there is nothing to zero between steps, and returns
+    dL/d(input), or None with input_grad=False (the first layer of a network skips that work).
+    Backward never changes weights; the optimizer does that.
     """
     buffers = ()  # names of tensor attributes saved in the state dict but not trained
 
     training = True
+    saved = None  # what the last forward pass kept for backward
 
     def __call__(self, x):
         return self.forward(x)
 
+    def save_for_backward(self, **saved):
+        """Keep what backward needs, in training mode only. An evaluation pass drops what the
+        training pass before it kept: backward then raises rather than silently differentiate
+        an older pass, and inference holds no batch in memory."""
+        self.saved = saved if self.training else None
+
+    def saved_for_backward(self):
+        if self.saved is None:
+            raise RuntimeError(f'{type(self).__name__}.backward needs a forward pass in training mode just before '
+                               f'it (the last pass was an evaluation, or there was none)')
+        return self.saved
+
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, input_grad=True):
         raise NotImplementedError
 
     def children(self):
@@ -80,10 +96,6 @@ class Module:
 
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())
-
-    def zero_grad(self):
-        for p in self.parameters():
-            p.grad.zero_()
 
     def train(self, mode=True):
         self.training = mode
@@ -176,12 +188,12 @@ class Linear(Module):
             raise ValueError(f'Linear({self.in_features}, {self.out_features}) expects input (N, {self.in_features}), '
                              f'got {tuple(x.shape)}; images for Net are (N, 1, 28, 28), (N, 28, 28) or (N, 784)')
         check_dtype(x, self.weight)
-        self.input = x
+        self.save_for_backward(input=x)
         return torch.addmm(self.bias.data, x, self.weight.data.t())
 
     def backward(self, grad_out, input_grad=True):
         """input_grad=False skips dL/dx: the first layer of a network never needs it."""
-        torch.mm(grad_out.t(), self.input, out=self.weight.grad)
+        torch.mm(grad_out.t(), self.saved_for_backward()['input'], out=self.weight.grad)
         torch.sum(grad_out, 0, out=self.bias.grad)
         return grad_out @ self.weight.data if input_grad else None
 
@@ -191,24 +203,28 @@ class Linear(Module):
 
 class ReLU(Module):
     def forward(self, x):
-        self.output = x.clamp_min(0)
-        return self.output
+        output = x.clamp_min(0)
+        self.save_for_backward(output=output)
+        return output
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, input_grad=True):
         # the output is >= 0, so its sign is the 0/1 derivative, with no bool-to-float copy
-        return grad_out * self.output.sign()
+        return grad_out * self.saved_for_backward()['output'].sign() if input_grad else None
 
 
 class Softmax(Module):
     """Softmax over the last dimension, shifted by the row maximum so it never overflows."""
 
     def forward(self, x):
-        self.output = softmax(x)
-        return self.output
+        output = softmax(x)
+        self.save_for_backward(output=output)
+        return output
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, input_grad=True):
+        if not input_grad:
+            return None
         # Jacobian-vector product: s * (g - <g, s>)
-        s = self.output
+        s = self.saved_for_backward()['output']
         return s * (grad_out - (grad_out * s).sum(-1, keepdim=True))
 
 
@@ -216,11 +232,11 @@ class Flatten(Module):
     """(N, *) -> (N, prod(*)): images (N, 1, 28, 28) become rows of 784."""
 
     def forward(self, x):
-        self.input_shape = x.shape
+        self.save_for_backward(input_shape=x.shape)
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, grad_out):
-        return grad_out.reshape(self.input_shape)
+    def backward(self, grad_out, input_grad=True):
+        return grad_out.reshape(self.saved_for_backward()['input_shape']) if input_grad else None
 
 
 class AsImages(Module):
@@ -228,13 +244,13 @@ class AsImages(Module):
     inputs Net takes and its backward returns gradients in the caller's shape."""
 
     def forward(self, x):
-        self.input_shape = x.shape
+        self.save_for_backward(input_shape=x.shape)
         if x.dim() == 4 or x.shape[-1] * (x.shape[-2] if x.dim() == 3 else 1) != 784:
             return x
         return x.reshape(x.shape[0], 1, 28, 28)
 
-    def backward(self, grad_out):
-        return grad_out.reshape(self.input_shape)
+    def backward(self, grad_out, input_grad=True):
+        return grad_out.reshape(self.saved_for_backward()['input_shape']) if input_grad else None
 
 
 class Sequential(Module):
@@ -263,33 +279,39 @@ class Classifier(Sequential):
     """A Sequential whose last layer is Softmax.
 
     Calling it returns probabilities. Training calls `logits(x)` instead and feeds
-    CrossEntropyLoss, whose fused gradient replaces the softmax's. `backward` mirrors
-    whichever of the two passes ran last."""
+    CrossEntropyLoss, whose fused gradient (softmax - target) / N replaces the softmax's:
+    `backward(grad_logits)` always starts from the logits, and raises unless the last pass was
+    `logits(x)` in training mode: not after `model(x)` (whose caches it would mistake for the
+    logits pass's) nor after an evaluation (which keeps nothing)."""
+    last_pass = None  # 'logits', 'probabilities' (model(x)) or 'evaluation'
 
     def forward(self, x):
-        self.through_softmax = True
+        self.last_pass = 'probabilities' if self.training else 'evaluation'
         return super().forward(x)
 
     def logits(self, x):
-        self.through_softmax = False
+        self.last_pass = 'logits' if self.training else 'evaluation'
         for layer in self.layers[:-1]:
             x = layer(x)
         return x
 
-    def backward(self, grad_out, input_grad=True):
-        layers = self.layers if self.through_softmax else self.layers[:-1]
-        return backward_through(layers, grad_out, input_grad)
+    def backward(self, grad_logits, input_grad=True):
+        if self.last_pass != 'logits':
+            last = {'probabilities': 'model(x), through the softmax', 'evaluation': 'an evaluation'}
+            raise RuntimeError(f'{type(self).__name__}.backward takes the gradient of the logits of the last pass, '
+                               f'which was {last.get(self.last_pass, "none")}: call model.logits(x) in training '
+                               f'mode just before backward')
+        return backward_through(self.layers[:-1], grad_logits, input_grad)
 
 
 def backward_through(layers, grad_out, input_grad=True):
     """Back through `layers` in reverse. input_grad=False stops at the first layer with
     parameters, which computes only its parameter gradients: nothing needs dL/d(images), and
     skipping it saves a third of that layer's work."""
-    first = next((i for i, layer in enumerate(layers) if layer.parameters()), 0)
-    stop = 0 if input_grad else first + 1
-    for layer in reversed(layers[stop:]):
-        grad_out = layer.backward(grad_out)
-    return grad_out if input_grad else layers[first].backward(grad_out, input_grad=False)
+    stop = 0 if input_grad else next((i for i, layer in enumerate(layers) if layer.parameters()), len(layers))
+    for i in reversed(range(stop, len(layers))):
+        grad_out = layers[i].backward(grad_out, input_grad=input_grad or i > stop)
+    return grad_out if input_grad else None
 
 
 class Net(Classifier):
@@ -311,11 +333,15 @@ class Net(Classifier):
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as PyTorch's) on (N, C, H, W), weight (out, in, k, k).
 
-    Forward is im2col: every k x k patch becomes a column (Tensor.unfold, no Python loop over
-    pixels) and one batched matrix product applies all filters. Backward is the transposed
-    product, and col2im adds the column gradients back into the image with one strided slice
-    per kernel offset (k*k of them, 9 for a 3x3 kernel). init as in Linear, with fan-in
-    in*k*k and fan-out out*k*k."""
+    Forward is im2col in channels-last order: the input is copied once into a padded (N, H, W, C)
+    buffer, every k x k patch becomes a row of (kernel row, kernel column, channel) values
+    (Tensor.unfold, no Python loop over pixels), and one matrix product (N*Ho*Wo, C*k*k) x
+    (C*k*k, out) with the bias added in the same call applies all filters to the whole batch.
+    The result is returned as an (N, out, Ho, Wo) view of (N, Ho, Wo, out) memory, the layout
+    the next convolution, pooling and batch norm read fastest; element-wise ops keep it.
+    Backward is two more matrix products, and col2im adds the patch gradients back into the
+    image with one strided slice per kernel offset (k*k of them, each of C contiguous values per
+    pixel). init as in Linear, with fan-in in*k*k and fan-out out*k*k."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, init='he',
                  device=None, dtype=None):
@@ -335,34 +361,37 @@ class Conv2d(Module):
         n, c, h, w = x.shape
         if h + 2 * p < k or w + 2 * p < k:
             raise ValueError(f'{self!r}: input {h}x{w} with padding {p} is smaller than the kernel')
-        if p:
-            padded = x.new_zeros(n, c, h + 2 * p, w + 2 * p)
-            padded[:, :, p:p + h, p:p + w] = x
-        else:
-            padded = x
-        patches = padded.unfold(2, k, s).unfold(3, k, s)          # (n, c, ho, wo, k, k), a view
-        ho, wo = patches.shape[2:4]
-        self.cols = patches.permute(0, 1, 4, 5, 2, 3).reshape(n, c * k * k, ho * wo)
-        self.padded_shape = padded.shape
-        out = torch.matmul(self.weight.data.view(self.out_channels, -1), self.cols)
-        return out.add_(self.bias.data[:, None]).view(n, self.out_channels, ho, wo)
+        padded = x.new_zeros(n, h + 2 * p, w + 2 * p, c)
+        padded[:, p:p + h, p:p + w] = x.permute(0, 2, 3, 1)
+        patches = padded.unfold(1, k, s).unfold(2, k, s)          # (n, ho, wo, c, k, k), a view
+        ho, wo = patches.shape[1:3]
+        cols = patches.permute(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)  # the one im2col copy
+        out = torch.addmm(self.bias.data, cols, self.patch_weight().t())
+        self.save_for_backward(cols=cols, padded_shape=padded.shape)
+        return out.view(n, ho, wo, self.out_channels).permute(0, 3, 1, 2)
+
+    def patch_weight(self):
+        """The weight as (out, k*k*in), in the (kernel row, kernel column, channel) order of a patch."""
+        return self.weight.data.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
 
     def backward(self, grad_out, input_grad=True):
+        saved = self.saved_for_backward()
         n, _, ho, wo = grad_out.shape
-        g = grad_out.reshape(n, self.out_channels, ho * wo)
-        self.weight.grad.copy_(torch.matmul(g, self.cols.transpose(1, 2)).sum(0).view_as(self.weight.grad))
-        torch.sum(g, (0, 2), out=self.bias.grad)
+        k, s, p = self.kernel_size, self.stride, self.padding
+        g = grad_out.permute(0, 2, 3, 1).reshape(n * ho * wo, self.out_channels)  # a view in channels-last
+        # cols^T g, not g^T cols: the same product, about twice as fast for a tall, narrow g
+        grad_weight = torch.mm(saved['cols'].t(), g).view(k, k, self.in_channels, self.out_channels)
+        self.weight.grad.copy_(grad_weight.permute(3, 2, 0, 1))
+        torch.sum(g, 0, out=self.bias.grad)
         if not input_grad:
             return None
-        k, s, p = self.kernel_size, self.stride, self.padding
-        grad_cols = torch.matmul(self.weight.data.view(self.out_channels, -1).t(), g)
-        grad_cols = grad_cols.view(n, self.in_channels, k, k, ho, wo)
-        grad_padded = grad_out.new_zeros(self.padded_shape)
+        grad_cols = torch.mm(g, self.patch_weight()).view(n, ho, wo, k, k, self.in_channels)
+        grad_padded = grad_out.new_zeros(saved['padded_shape'])
         for i in range(k):
             for j in range(k):
-                grad_padded[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] += grad_cols[:, :, i, j]
-        h, w = self.padded_shape[2] - 2 * p, self.padded_shape[3] - 2 * p
-        return grad_padded[:, :, p:p + h, p:p + w]
+                grad_padded[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] += grad_cols[:, :, :, i, j]
+        h, w = saved['padded_shape'][1] - 2 * p, saved['padded_shape'][2] - 2 * p
+        return grad_padded[:, p:p + h, p:p + w].permute(0, 3, 1, 2)
 
     def extra_repr(self):
         return (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
@@ -372,9 +401,11 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     """Maximum over k x k windows (stride defaults to k; sizes round down, as PyTorch's).
 
-    Forward compares the k*k strided views of the input (one per window offset), which is
-    much faster than gathering the windows. Backward sends each window's gradient to the pixel
-    that was its maximum, with one scatter_add over flat indices (overlapping windows add up)."""
+    Forward takes the windows as a view (Tensor.unfold over the channels-last layout, so the
+    output keeps it) and reduces them in two steps, over kernel columns then kernel rows; each
+    step keeps the first maximum, so together they pick the first in row-major order, as
+    PyTorch does on ties. Backward sends each window's gradient to that pixel with one
+    scatter_add over flat pixel indices (overlapping windows add up)."""
 
     def __init__(self, kernel_size=2, stride=None):
         self.kernel_size, self.stride = kernel_size, stride or kernel_size
@@ -385,26 +416,27 @@ class MaxPool2d(Module):
                              f'{self.kernel_size}, got {tuple(x.shape)}')
         k, s = self.kernel_size, self.stride
         n, c, h, w = x.shape
-        ho, wo = (h - k) // s + 1, (w - k) // s + 1
-        out = offset = None
-        for i in range(k):
-            for j in range(k):
-                view = x[:, :, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s]
-                if out is None:
-                    out, offset = view.clone(), torch.zeros(view.shape, dtype=torch.long, device=x.device)
-                else:
-                    better = view > out  # strict: ties keep the first maximum, as PyTorch does
-                    out = torch.where(better, view, out)
-                    offset.masked_fill_(better, i * w + j)
-        corner = (torch.arange(ho, device=x.device)[:, None] * (s * w) + torch.arange(wo, device=x.device) * s)
-        self.index, self.input_shape = (offset + corner).view(n * c, ho * wo), x.shape
-        return out
+        windows = x.permute(0, 2, 3, 1).unfold(1, k, s).unfold(2, k, s)   # (n, ho, wo, c, k, k), a view
+        row_max, col = windows.max(5)                                     # (n, ho, wo, c, k)
+        out, row = row_max.max(4)                                         # (n, ho, wo, c)
+        index = None
+        if self.training:  # the flat pixel index (y * w + x) of each window's maximum, in place
+            ho, wo = out.shape[1:3]
+            top, left = torch.arange(ho, device=x.device) * s, torch.arange(wo, device=x.device) * s
+            corner = top[:, None, None] * w + left[:, None]  # (ho, wo, 1): each window's first pixel
+            col = col.gather(4, row[..., None]).squeeze(4)
+            index = row.mul_(w).add_(col).add_(corner).view(n, ho * wo, c)
+        self.save_for_backward(index=index, input_shape=x.shape)
+        return out.permute(0, 3, 1, 2)
 
-    def backward(self, grad_out):
-        n, c, h, w = self.input_shape
-        grad_in = grad_out.new_zeros(n * c, h * w)
-        grad_in.scatter_add_(1, self.index, grad_out.reshape(n * c, -1))
-        return grad_in.view(self.input_shape)
+    def backward(self, grad_out, input_grad=True):
+        saved = self.saved_for_backward()
+        if not input_grad:
+            return None
+        n, c, h, w = saved['input_shape']
+        grad_in = grad_out.new_zeros(n, h * w, c)
+        grad_in.scatter_add_(1, saved['index'], grad_out.permute(0, 2, 3, 1).reshape(n, -1, c))
+        return grad_in.view(n, h, w, c).permute(0, 3, 1, 2)
 
     def extra_repr(self):
         return f'kernel_size={self.kernel_size}, stride={self.stride}'
@@ -421,14 +453,15 @@ class Dropout(Module):
         self.p = p
 
     def forward(self, x):
-        if not self.training or not self.p:
-            self.mask = None
-            return x
-        self.mask = (torch.rand_like(x) >= self.p).to(x.dtype).div_(1 - self.p)
-        return x * self.mask
+        mask = (torch.rand_like(x) >= self.p).to(x.dtype).div_(1 - self.p) if self.training and self.p else None
+        self.save_for_backward(mask=mask)
+        return x if mask is None else x * mask
 
-    def backward(self, grad_out):
-        return grad_out if self.mask is None else grad_out * self.mask
+    def backward(self, grad_out, input_grad=True):
+        mask = self.saved_for_backward()['mask']
+        if not input_grad:
+            return None
+        return grad_out if mask is None else grad_out * mask
 
     def extra_repr(self):
         return f'p={self.p}'
@@ -441,7 +474,8 @@ class BatchNorm(Module):
     Training normalises with the batch's mean and (biased) variance and updates the running
     estimates, as PyTorch does (momentum 0.1, unbiased variance in the running estimate);
     evaluation uses the running estimates, which are buffers, so they are saved in the state
-    dict. Subclasses fix the input rank."""
+    dict. Subclasses fix the input rank. Evaluation folds the running statistics, scale and
+    shift into one multiply-add per value."""
     buffers = ('running_mean', 'running_var')
     input_dims = None
 
@@ -457,45 +491,53 @@ class BatchNorm(Module):
             raise ValueError(f'{type(self).__name__}({self.num_features}) expects input with {self.input_dims} '
                              f'dimensions and {self.num_features} channels in dim 1, got {tuple(x.shape)}')
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        if self.training:
-            count = x.numel() // self.num_features
-            if count < 2:
-                raise ValueError(f'{type(self).__name__} in training needs more than one value per channel, '
-                                 f'got input {tuple(x.shape)}; use a larger batch or model.eval()')
-            mean = channel_sum(x) / count
-            centered = x - mean.view(shape)
-            var = channel_sum(centered.square()) / count
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
-        else:
-            mean, var = self.running_mean, self.running_var
-            centered = x - mean.view(shape)
-        self.shape, self.batch_statistics = shape, self.training
-        self.inv_std = (var + self.eps).rsqrt().view(shape)
-        self.normalized = centered.mul_(self.inv_std)
-        return torch.addcmul(self.bias.data.view(shape), self.normalized, self.weight.data.view(shape))
+        if not self.training:
+            self.save_for_backward()
+            scale = self.weight.data * (self.running_var + self.eps).rsqrt()
+            shift = self.bias.data - self.running_mean * scale
+            return torch.addcmul(shift.view(shape), x, scale.view(shape))
+        count = x.numel() // self.num_features
+        if count < 2:
+            raise ValueError(f'{type(self).__name__} in training needs more than one value per channel, '
+                             f'got input {tuple(x.shape)}; use a larger batch or model.eval()')
+        # one pass for both statistics (Welford's), where mean then squared deviations took four
+        var, mean = torch.var_mean(x, [d for d in range(x.dim()) if d != 1], correction=0)
+        self.running_mean.lerp_(mean, self.momentum)
+        self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
+        inv_std = (var + self.eps).rsqrt().view(shape)
+        normalized = torch.addcmul(-mean.view(shape) * inv_std, x, inv_std)  # (x - mean) * inv_std
+        self.save_for_backward(normalized=normalized, inv_std=inv_std)
+        return torch.addcmul(self.bias.data.view(shape), normalized, self.weight.data.view(shape))
 
-    def backward(self, grad_out):
-        xhat = self.normalized
+    def backward(self, grad_out, input_grad=True):
+        saved = self.saved_for_backward()
+        xhat, inv_std = saved['normalized'], saved['inv_std']
+        shape = inv_std.shape
         self.weight.grad.copy_(channel_sum(grad_out * xhat))
         self.bias.grad.copy_(channel_sum(grad_out))
-        scale = self.weight.data.view(self.shape) * self.inv_std
-        if not self.batch_statistics:  # running statistics are constants
-            return grad_out * scale
-        # the batch mean and variance depend on every input: subtract their share of the gradient
+        if not input_grad:
+            return None
+        # the batch mean and variance depend on every input: subtract their share of the gradient,
+        # (g - mean(g) - xhat * mean(g * xhat)) * weight * inv_std, in two multiply-adds
         count = grad_out.numel() // self.num_features
-        mean_grad = (self.bias.grad / count).view(self.shape)
-        proj = (self.weight.grad / count).view(self.shape)
-        return (grad_out - mean_grad - xhat * proj) * scale
+        scale = self.weight.data.view(shape) * inv_std
+        mean_grad = (self.bias.grad / count).view(shape)
+        proj = (self.weight.grad / count).view(shape)
+        return torch.addcmul(-mean_grad * scale, xhat, -proj * scale).addcmul_(grad_out, scale)
 
     def extra_repr(self):
         return f'{self.num_features}, eps={self.eps}, momentum={self.momentum}'
 
 
 def channel_sum(x):
-    """Sum over every dimension but dim 1. Summing the contiguous trailing dimensions first is
-    several times faster on a CPU than one reduction over (0, 2, 3)."""
-    return (x.flatten(2).sum(2) if x.dim() > 2 else x).sum(0)
+    """Sum over every dimension but dim 1. In (N, C, H, W) memory, summing the contiguous
+    trailing dimensions first is several times faster on a CPU than one reduction over
+    (0, 2, 3); in the convolutions' channels-last memory the channels are the rows' inner dim."""
+    if x.dim() == 2:
+        return x.sum(0)
+    if x.is_contiguous():
+        return x.flatten(2).sum(2).sum(0)
+    return x.movedim(1, -1).reshape(-1, x.shape[1]).sum(0)  # a view when channels are innermost
 
 
 class BatchNorm1d(BatchNorm):
@@ -557,26 +599,24 @@ def log_softmax(x):
     return shifted - shifted.exp().sum(-1, keepdim=True).log_()
 
 
-class CrossEntropyLoss(Module):
+class CrossEntropyLoss:
     """Mean cross-entropy of logits (N, C) against class indices (N,), as torch's.
 
     Works on logits through log-softmax, so logits of any magnitude give a finite loss, and
     the gradient is the fused (softmax - target) / N. label_smoothing mixes the one-hot target
-    with the uniform distribution, as torch's option of that name."""
+    with the uniform distribution, as torch's option of that name. Not a layer (a Module): it
+    takes two arguments, and its backward none, so a model never collects it as a child."""
 
     def __init__(self, label_smoothing=0.0):
         self.label_smoothing = label_smoothing
 
-    def forward(self, logits, targets):
+    def __call__(self, logits, targets):
         log_p = log_softmax(logits)
         self.probs, self.targets = log_p.exp(), targets
         nll = -log_p.gather(1, targets[:, None]).mean()
         if not self.label_smoothing:
             return nll
         return (1 - self.label_smoothing) * nll - self.label_smoothing * log_p.mean()
-
-    def __call__(self, logits, targets):
-        return self.forward(logits, targets)
 
     def backward(self):
         n, c = self.probs.shape
@@ -586,18 +626,28 @@ class CrossEntropyLoss(Module):
         return grad / n
 
 
+# Adam's periodic flush of negligible moments (see Adam): every FLUSH_EVERY steps, first moments
+# below FLUSH_EXP_AVG and second moments below FLUSH_EXP_AVG_SQ become zero. Such moments change
+# no weight by a float32-visible amount, and with betas above (0.7, 0.85) none falls from these
+# bounds to a denormal (below 1.2e-38) within FLUSH_EVERY steps.
+FLUSH_EVERY = 100
+FLUSH_EXP_AVG = 1e-20
+FLUSH_EXP_AVG_SQ = 1e-30
+
+
 class Adam:
     """Adam (Kingma & Ba), with optional decoupled weight decay (AdamW, Loshchilov & Hutter).
 
     On construction the parameters are packed into one flat buffer (each Parameter's data and
     grad become views of it), so a step is a handful of vector operations whatever the number
-    of layers. Create the optimizer after moving the model to its device, as in PyTorch.
+    of layers. Create the optimizer after moving the model to its device, as in PyTorch: a
+    later `model.to(...)` replaces the tensors, and step() then raises rather than train a copy.
 
-    Every 100 steps, moments too small to change a step (first below 1e-20, second below 1e-30)
-    are set to zero. A weight whose gradient is exactly zero (one into a dead ReLU unit) would
-    otherwise see its first moment decay into denormal floats (below 1.2e-38) and stay there: a
-    third of the MLP's do after one epoch, and x86 CPUs process denormals many times slower,
-    which made the default run 1.5x slower on a 2-core Intel Xeon."""
+    Every FLUSH_EVERY steps, moments too small to change a step are set to zero. A weight whose
+    gradient is exactly zero (one into a dead ReLU unit) would otherwise see its first moment
+    decay into denormal floats (below 1.2e-38) and stay there: a third of the MLP's do after one
+    epoch, and x86 CPUs process denormals many times slower, which made the default run 1.5x
+    slower on a 2-core Intel Xeon."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params = list(params)
@@ -607,24 +657,25 @@ class Adam:
         self.data, self.grad = pack([p.data for p in self.params]), pack([p.grad for p in self.params])
         for p, data, grad in zip(self.params, unpack(self.data, self.params), unpack(self.grad, self.params)):
             p.data, p.grad = data, grad
+        self.pointers = [(p.data.data_ptr(), p.grad.data_ptr()) for p in self.params]
         self.exp_avg = torch.zeros_like(self.data)
         self.exp_avg_sq = torch.zeros_like(self.data)
         self.steps = 0
 
-    def zero_grad(self):
-        self.grad.zero_()
-
     def step(self):
+        if any((p.data.data_ptr(), p.grad.data_ptr()) != ptrs for p, ptrs in zip(self.params, self.pointers)):
+            raise RuntimeError('the parameters are no longer the ones this optimizer packed (model.to(...) or a new '
+                               'tensor assigned to .data after it was created): create the optimizer after '
+                               'model.to(...)')
         beta1, beta2 = self.betas
         self.steps += 1
         if self.weight_decay:
             self.data.mul_(1 - self.lr * self.weight_decay)
         self.exp_avg.lerp_(self.grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
-        # with betas above (0.7, 0.85), no moment falls from these bounds to a denormal in 100 steps
-        if self.steps % 100 == 0:
-            self.exp_avg.masked_fill_(self.exp_avg.abs() < 1e-20, 0)
-            self.exp_avg_sq.masked_fill_(self.exp_avg_sq < 1e-30, 0)
+        if self.steps % FLUSH_EVERY == 0:
+            self.exp_avg.masked_fill_(self.exp_avg.abs() < FLUSH_EXP_AVG, 0)
+            self.exp_avg_sq.masked_fill_(self.exp_avg_sq < FLUSH_EXP_AVG_SQ, 0)
         # lr/b1 * m / (sqrt(v/b2) + eps), with sqrt(b2) folded into the constants: one op less
         sqrt_bias2 = math.sqrt(1 - beta2 ** self.steps)
         denom = self.exp_avg_sq.sqrt().add_(self.eps * sqrt_bias2)

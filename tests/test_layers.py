@@ -45,6 +45,14 @@ def test_maxpool2d(shape, k, stride):
     check_layer(nn.MaxPool2d(k, stride), torch.randn(shape), lambda x: F.max_pool2d(x, k, stride))
 
 
+@pytest.mark.parametrize('k, stride', [(2, None), (3, 2), (3, 1)])
+def test_maxpool2d_ties_go_to_the_first_maximum_as_torchs(k, stride):
+    """Flat background makes ties common (equal conv outputs): the gradient goes to the first
+    maximum in row-major order, once, as PyTorch's."""
+    x = torch.randint(0, 3, (2, 3, 8, 7)).double()
+    check_layer(nn.MaxPool2d(k, stride), x, lambda x: F.max_pool2d(x, k, stride))
+
+
 @pytest.mark.parametrize('layer_cls, shape', [(nn.BatchNorm1d, (6, 5)), (nn.BatchNorm2d, (3, 4, 5, 7)),
                                               (nn.BatchNorm2d, (1, 2, 3, 3))])
 def test_batchnorm_train_and_eval(layer_cls, shape):
@@ -68,8 +76,10 @@ def test_batchnorm_train_and_eval(layer_cls, shape):
     running, ref = reference(False)
     layer.running_mean.copy_(mean)
     layer.running_var.copy_(var)
-    check_layer(layer, x, ref, [layer.weight, layer.bias])
+    assert rel_err(layer(x), ref(x, layer.weight.data, layer.bias.data)) < 1e-12
     assert torch.equal(layer.running_mean, mean)  # evaluation never updates the statistics
+    with pytest.raises(RuntimeError, match='needs a forward pass in training mode'):
+        layer.backward(torch.randn_like(x))  # evaluation dropped the training pass's caches
 
 
 def test_batchnorm_buffers_are_in_the_state_dict_and_move_with_the_model():
@@ -94,12 +104,11 @@ def test_batchnorm_rejects_a_single_value_per_channel_in_training():
 def test_dropout_train_and_eval():
     layer = nn.Dropout(0.4)
     x = torch.randn(200, 50)
-    check_layer(layer, x, lambda x: x * layer.mask)  # the reference applies the mask forward drew
-    out, mask = layer(x), layer.mask
+    check_layer(layer, x, lambda x: x * layer.saved['mask'])  # the reference applies the mask forward drew
+    out, mask = layer(x), layer.saved['mask']
     kept = (mask != 0).double().mean().item()
     assert abs(kept - 0.6) < 0.03 and torch.allclose(out[mask != 0], x[mask != 0] / 0.6)
     layer.eval()
-    check_layer(layer, x, lambda x: x * 1)
     assert layer(x) is x
     with pytest.raises(ValueError, match=r'dropout probability must be in \[0, 1\)'):
         nn.Dropout(1.0)
@@ -110,8 +119,8 @@ def test_dropout_backward_uses_the_forward_mask():
     x = torch.randn(30, 20)
     out = layer(x)
     g = torch.randn_like(out)
-    assert torch.equal(layer.backward(g), g * layer.mask)
-    assert torch.equal(out == 0, layer.mask == 0)
+    assert torch.equal(layer.backward(g), g * layer.saved['mask'])
+    assert torch.equal(out == 0, layer.saved['mask'] == 0)
 
 
 def reference_cnn_logits(model, x, *params, training=True):
@@ -124,14 +133,13 @@ def reference_cnn_logits(model, x, *params, training=True):
     h = torch.relu(F.batch_norm(h, stats[2], stats[3], n2_w, n2_b, training))
     h = torch.relu(F.batch_norm(F.linear(h.flatten(1), h_w, h_b), stats[4], stats[5], hn_w, hn_b, training))
     if training:
-        h = h * model.dropout.mask
+        h = h * model.dropout.saved['mask']
     return F.linear(h, o_w, o_b)
 
 
-@pytest.mark.parametrize('training', [True, False])
-def test_cnn_end_to_end_against_autograd(training):
+def test_cnn_end_to_end_against_autograd():
     torch.manual_seed(0)
-    model = nn.CNN(channels=(3, 4), hidden=6, dropout=0.3, dtype=torch.float64).train(training)
+    model = nn.CNN(channels=(3, 4), hidden=6, dropout=0.3, dtype=torch.float64)
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
     x, y = torch.randn(5, 1, 28, 28), torch.randint(0, 10, (5,))
     reference_model = nn.CNN(channels=(3, 4), hidden=6, dtype=torch.float64).load_state_dict(model.state_dict())
@@ -141,7 +149,7 @@ def test_cnn_end_to_end_against_autograd(training):
     reference_model.dropout = model.dropout  # same mask
     xr = x.clone().requires_grad_()
     pr = [p.data.clone().requires_grad_() for p in model.parameters()]
-    ref = F.cross_entropy(reference_cnn_logits(reference_model, xr, *pr, training=training), y,
+    ref = F.cross_entropy(reference_cnn_logits(reference_model, xr, *pr), y,
                           label_smoothing=0.1)
     ref.backward()
     assert abs(loss.item() - ref.item()) < 1e-10
@@ -156,6 +164,20 @@ def test_cnn_end_to_end_against_autograd(training):
     assert all(torch.allclose(p.grad, e) for p, e in zip(model.parameters(), expected))
 
 
+def test_cnn_in_evaluation_matches_autograds_forward_and_keeps_nothing():
+    torch.manual_seed(0)
+    model = nn.CNN(channels=(3, 4), hidden=6, dropout=0.3, dtype=torch.float64)
+    x = torch.randn(5, 1, 28, 28)
+    model.logits(x)  # training: moves the running statistics away from their start
+    model.eval()
+    logits = model.logits(x)
+    params = [p.data for p in model.parameters()]
+    assert rel_err(logits, reference_cnn_logits(model, x, *params, training=False)) < 1e-12
+    assert all(layer.saved is None for layer in model.modules())
+    with pytest.raises(RuntimeError, match='which was an evaluation'):
+        model.backward(torch.randn_like(logits))
+
+
 def test_cnn_builds_from_its_config_and_accepts_every_input_layout():
     model = nn.CNN(channels=(4, 8), hidden=16, dropout=0.2).eval()
     clone = nn.build_model('CNN', **model.config).load_state_dict(model.state_dict()).eval()
@@ -165,4 +187,5 @@ def test_cnn_builds_from_its_config_and_accepts_every_input_layout():
     assert torch.equal(clone(images), probs)
     assert torch.allclose(model(images.reshape(3, 784)), probs) and torch.allclose(model(images[:, 0]), probs)
     assert [name for name, _ in model.children()][-1] == 'output_activation'
+    model.train().logits(images[:, 0])
     assert model.backward(torch.ones(3, 10)).shape == (3, 28, 28)  # the gradient comes back in the input's layout

@@ -49,8 +49,6 @@ def test_linear_without_input_grad_gives_the_same_parameter_grads():
     layer(x)
     layer.backward(g)
     expected = [p.grad.clone() for p in layer.parameters()]
-    layer.zero_grad()
-    layer(x)
     assert layer.backward(g, input_grad=False) is None
     assert all(torch.equal(p.grad, e) for p, e in zip(layer.parameters(), expected))
 
@@ -88,10 +86,13 @@ def reference_net_logits(x, *params):
 
 
 @pytest.mark.parametrize('input_shape', [(8, 1, 28, 28), (3, 784)])
-def test_net_end_to_end_through_softmax(input_shape):
+def test_net_outputs_the_softmax_of_its_logits_and_backward_refuses_that_pass(input_shape):
     net = nn.Net(dtype=torch.float64)
-    check_layer(net, torch.randn(input_shape), lambda x, *p: torch.softmax(reference_net_logits(x, *p), -1),
-                net.parameters())
+    x = torch.randn(input_shape)
+    probs = net(x)
+    assert rel_err(probs, torch.softmax(reference_net_logits(x, *[p.data for p in net.parameters()]), -1)) < 1e-12
+    with pytest.raises(RuntimeError, match=r'last pass, which was model\(x\), through the softmax'):
+        net.backward(torch.randn_like(probs))  # a gradient of the probabilities would be taken for the logits'
 
 
 @pytest.mark.parametrize('label_smoothing', [0.0, 0.1])
@@ -271,19 +272,85 @@ def test_train_eval_and_to():
     assert net(torch.randn(2, 784)).dtype == torch.float64
 
 
-def test_zero_grad_and_backward_never_change_weights():
+def test_backward_overwrites_gradients_and_never_changes_weights():
+    """No zero_grad: a second backward writes the same gradients, it does not add to them."""
     net = nn.Net()
     before = net.state_dict()
     criterion = nn.CrossEntropyLoss()
     criterion(net.logits(torch.randn(4, 784)), torch.tensor([1, 2, 3, 4]))
-    net.backward(criterion.backward())
+    grad = criterion.backward()
+    net.backward(grad)
+    first = [p.grad.clone() for p in net.parameters()]
+    net.backward(grad)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-    assert any(p.grad.abs().sum() > 0 for p in net.parameters())
-    net.zero_grad()
-    assert all(p.grad.abs().sum() == 0 for p in net.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in net.parameters())
+    assert all(torch.equal(p.grad, f) for p, f in zip(net.parameters(), first))
 
 
 def test_build_model_rejects_unknown_architecture():
     assert isinstance(nn.build_model('Net', init='he'), nn.Net)
     with pytest.raises(ValueError, match="unknown architecture 'ResNet'"):
         nn.build_model('ResNet')
+
+
+def test_adam_refuses_to_step_parameters_moved_after_it_was_created():
+    net = nn.Net()
+    opt = nn.Adam(net.parameters())
+    net.to(dtype=torch.float32)  # new tensors: opt would update a buffer the model no longer uses
+    with pytest.raises(RuntimeError, match=r'create the optimizer after model.to\(...\)'):
+        opt.step()
+    nn.Adam(net.parameters()).step()  # created after the move: fine
+
+
+def test_the_loss_is_not_a_layer():
+    """CrossEntropyLoss takes (logits, targets) and a no-argument backward: not the Module
+    contract, so a model holding one does not collect it as a child."""
+    model = nn.Sequential(nn.Linear(3, 2))
+    model.criterion = nn.CrossEntropyLoss()
+    assert not isinstance(model.criterion, nn.Module)
+    assert [name for name, _ in model.children()] == ['0']
+
+
+def test_evaluation_between_logits_and_backward_is_a_clear_error_not_a_wrong_gradient():
+    """The trap: a training pass, an evaluation (as train.py does after an epoch), then the
+    training pass's backward. The evaluation kept nothing and dropped the training caches, so
+    backward refuses; a fresh logits pass then gives autograd's gradient."""
+    from evaluate import evaluate
+    net, criterion = nn.Net(dtype=torch.float64), nn.CrossEntropyLoss()
+    x, y = torch.randn(16, 784), torch.randint(0, 10, (16,))
+    criterion(net.logits(x), y)
+    evaluate(net, torch.randn(50, 784), torch.randint(0, 10, (50,)))
+    assert net.training and all(layer.saved is None for layer in net.modules())
+    with pytest.raises(RuntimeError, match='which was an evaluation: call model.logits'):
+        net.backward(criterion.backward())
+    criterion(net.logits(x), y)
+    net.backward(criterion.backward())
+    pr = [p.data.clone().requires_grad_() for p in net.parameters()]
+    F.cross_entropy(reference_net_logits(x, *pr), y).backward()
+    assert all(rel_err(p.grad, r.grad) < 1e-6 for p, r in zip(net.parameters(), pr))
+
+
+@pytest.mark.parametrize('layer', [nn.Linear(4, 4), nn.ReLU(), nn.Softmax(), nn.Flatten(), nn.BatchNorm1d(4),
+                                   nn.Dropout(0.5), nn.Sequential(nn.ReLU(), nn.Linear(4, 4))],
+                         ids=lambda layer: type(layer).__name__)
+def test_every_layer_takes_input_grad(layer):
+    """One contract: backward(grad_out, input_grad=True) returns dL/dx, or None without it."""
+    layer.to(dtype=torch.float64)
+    out = layer(torch.randn(5, 4))
+    g = torch.randn_like(out)
+    assert layer.backward(g).shape == (5, 4)
+    assert layer.backward(g, input_grad=False) is None
+
+
+def test_batchnorm_first_in_a_sequential_back_propagates():
+    seq = nn.Sequential(nn.BatchNorm1d(4, dtype=torch.float64), nn.Linear(4, 3, dtype=torch.float64))
+
+    def reference(x, bn_w, bn_b, w, b):
+        return F.linear(F.batch_norm(x, None, None, bn_w, bn_b, training=True), w, b)
+    x, g = torch.randn(6, 4), torch.randn(6, 3)
+    check_layer(seq, x, reference, seq.parameters())
+    seq(x)
+    seq.backward(g)
+    expected = [p.grad.clone() for p in seq.parameters()]
+    assert seq.backward(g, input_grad=False) is None  # the parameters' gradients only, the same ones
+    assert all(torch.equal(p.grad, e) for p, e in zip(seq.parameters(), expected))
