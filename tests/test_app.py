@@ -267,15 +267,17 @@ def window(own_display):
     root.destroy()
 
 
-def draw_in(app, strokes):
-    """Press, drag and release along each stroke, as Tk events; the points the mouse passed through."""
+def draw_in(app, strokes, widget=None):
+    """Press, drag and release along each stroke, as Tk events to `widget` (the canvas) in its own
+    pixels; the points the mouse passed through."""
+    widget = widget or app.canvas
     passed = []
     for stroke in strokes:
         points = interpolate(stroke)
-        app.canvas.event_generate('<ButtonPress-1>', x=points[0][0], y=points[0][1])
+        widget.event_generate('<ButtonPress-1>', x=points[0][0], y=points[0][1])
         for x, y in points[1:]:
-            app.canvas.event_generate('<B1-Motion>', x=x, y=y)
-        app.canvas.event_generate('<ButtonRelease-1>', x=points[-1][0], y=points[-1][1])
+            widget.event_generate('<B1-Motion>', x=x, y=y)
+        widget.event_generate('<ButtonRelease-1>', x=points[-1][0], y=points[-1][1])
         passed.append(points)
     app.root.update()
     return passed
@@ -303,6 +305,44 @@ def test_screen_shows_what_draw_strokes_draws(window, own_display):
     screen = np.asarray(ImageGrab.grab(xdisplay=own_display).crop((x, y, x + 280, y + 280)).convert('L')) > 128
     drawn = np.asarray(predict.draw_strokes(passed, brush=30)) > 128
     assert (screen & drawn).sum() / (screen | drawn).sum() > 0.93  # Tk and PIL differ only at the edges
+
+
+def test_ctrl_z_undoes_the_last_stroke(app):
+    """A 4 with a stray stroke: Ctrl+Z removes the stray one and the 4 is read again; then the rest."""
+    assert app.key('Escape') == 'shown: nothing'
+    assert re.fullmatch(r'shown: 4 \d+\.\d%', app.draw(DIGITS[4]))
+    app.draw([[(40, 250), (240, 250)]])
+    assert re.fullmatch(r'shown: 4 \d+\.\d%', app.key('ctrl+z'))
+    app.key('ctrl+z')
+    assert app.key('ctrl+z') == 'shown: nothing'
+
+
+def test_a_stroke_starting_just_outside_the_canvas_draws_once_it_enters(app):
+    """A 1 whose press lands 6 px above the canvas (and ends 6 px below it) is a 1."""
+    app.key('Escape')
+    assert re.fullmatch(r'shown: 1 \d+\.\d%', app.draw([[(140, -6), (140, 286)]]))
+
+
+def test_strokes_are_recorded_in_canvas_pixels_whatever_the_window_size(window):
+    """Enlarged, the canvas scales with the window, and so does the brush on screen; a stroke that starts
+    outside it begins where it enters. The model gets the same points as at the natural size."""
+    import predict
+    window.root.geometry(f'{window.root.winfo_width() + 300}x{window.root.winfo_height() + 140}')
+    window.root.update()
+    side = window.canvas.winfo_width()
+    assert side == window.canvas.winfo_height() == 280 + 140 and window.scale == side / 280
+    scale = window.scale
+    on_screen = [[(round(x * scale), round(y * scale)) for x, y in stroke] for stroke in DIGITS[3]]
+    draw_in(window, on_screen)
+    expected = [[(x / scale, y / scale) for x, y in points] for points in map(interpolate, on_screen)]
+    assert window.strokes == expected and window.shown[-1].digit == 3
+    assert float(window.canvas.itemcget(window.canvas.find_all()[0], 'width')) == predict.BRUSH[2] * scale
+    window.clear()
+    left = window.canvas.master.master  # the card around the canvas: a press there, outside the canvas
+    dx, dy = window.canvas.winfo_rootx() - left.winfo_rootx(), window.canvas.winfo_rooty() - left.winfo_rooty()
+    draw_in(window, [[(dx + 200, dy - 5), (dx + 200, dy + 100)]], widget=left)
+    first = window.strokes[0][0]
+    assert len(window.strokes) == 1 and first[1] >= 0 and abs(first[0] - 200 / scale) < 1e-9
 
 
 def test_no_display_is_a_clear_error():
