@@ -9,6 +9,9 @@ MNIST's scale with a stroke like MNIST's (predict.strokes_to_mnist): whatever th
 digit keeps its holes, and display scaling never distorts it. The drawn-digits benchmark
 (`python evaluate.py --drawn`) reads pen-drawn digits through the same function. Points are recorded in
 the canvas's logical 280x280 pixels, so resizing the window changes nothing the model sees.
+
+"Wrong? It was..." saves the drawing with its true label in data/my_digits/ (my_digits.py), which
+`python train.py --init-from CHECKPOINT --extra-data data/my_digits` fine-tunes a model on.
 """
 import argparse
 import sys
@@ -25,6 +28,7 @@ except ModuleNotFoundError:
 import torch
 from PIL import Image, ImageTk
 
+import my_digits
 from predict import BRUSH, CANVAS, TooSmallError, load_model, open_image, strokes_to_mnist
 
 PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
@@ -37,8 +41,8 @@ ROW, CHART_WIDTH, BAR_LEFT, BAR_LENGTH = 21, 340, 20, 262  # the probability cha
 
 
 class DigitApp:
-    def __init__(self, root, model, model_error=None, echo=False):
-        self.root, self.model, self.echo = root, model, echo
+    def __init__(self, root, model, model_error=None, echo=False, my_digits_folder=my_digits.FOLDER):
+        self.root, self.model, self.echo, self.my_digits_folder = root, model, echo, Path(my_digits_folder)
         self.strokes = []  # what gets classified: each stroke's points, in the canvas's logical CANVAS pixels
         self.undo_marks = []  # len(self.strokes) as each press began: Ctrl+Z removes back to the last one
         self.drawing, self.inside, self.pending, self.shown_file, self.shown_image = False, False, None, None, None
@@ -113,8 +117,13 @@ class DigitApp:
         buttons.grid(row=3, column=0, columnspan=3, sticky='ew', pady=(12, 0))
         ttk.Button(buttons, text='Clear', command=self.clear).pack(side='left')
         ttk.Button(buttons, text='Open image…', command=self.open_image).pack(side='right')
+        teach = ttk.Frame(left, style='Card.TFrame')
+        teach.grid(row=4, column=0, columnspan=3, sticky='ew', pady=(8, 0))
+        self.teach_button = ttk.Button(teach, text='Wrong? It was…', command=self.ask_label)
+        self.teach_button.pack(side='left')
+        ttk.Label(teach, text='teach it your\nhandwriting', style='Hint.TLabel').pack(side='left', padx=(8, 0))
         ttk.Label(left, text='Keys: C or Esc clears, Ctrl+Z undoes', style='Hint.TLabel').grid(
-            row=4, column=0, columnspan=3, sticky='w', pady=(10, 0))
+            row=5, column=0, columnspan=3, sticky='w', pady=(10, 0))
 
         right = ttk.Frame(outer, style='Card.TFrame', padding=14)
         right.grid(row=0, column=1, sticky='nsew', padx=(16, 0))
@@ -236,6 +245,49 @@ class DigitApp:
         self.canvas.delete('all')
         self.strokes, self.undo_marks, self.shown_file, self.shown_image = [], [], None, None
         self.update_prediction()
+
+    # ------------------------------------------------------------ teaching: "Wrong? It was..."
+
+    def ask_label(self):
+        """A small window with the ten digits: a click or a key 0-9 saves the drawing under that label."""
+        if not self.strokes:
+            self.status.configure(text='Draw a digit first, then say which digit it was.', foreground=ERROR)
+            return
+        dialog = tk.Toplevel(self.root, bg=CARD, padx=14, pady=12)
+        dialog.title('Wrong? It was…')
+        dialog.transient(self.root)
+        dialog.resizable(False, False)
+        ttk.Label(dialog, text='Which digit did you draw? (a key 0-9, or Esc)', style='Card.TLabel').grid(
+            row=0, column=0, columnspan=10, sticky='w', pady=(0, 8))
+        self.label_buttons = []
+        for d in range(10):
+            button = ttk.Button(dialog, text=str(d), width=2, padding=(4, 4),
+                                command=lambda d=d: (dialog.destroy(), self.teach(d)))
+            button.grid(row=1, column=d, padx=1)
+            self.label_buttons.append(button)
+        dialog.bind('<Key>', lambda event: event.char.isdigit() and len(event.char) == 1 and self.label_buttons[
+            int(event.char)].invoke())
+        dialog.bind('<Escape>', lambda event: dialog.destroy())
+        dialog.geometry(f'+{self.teach_button.winfo_rootx()}+{self.teach_button.winfo_rooty() + 36}')
+        dialog.focus_force()  # the digit keys go to it at once
+        self.label_dialog = dialog
+
+    def teach(self, label):
+        """Save the drawing with its true label (my_digits.save_drawing) and say so in the status line."""
+        try:
+            count = my_digits.save_drawing(self.strokes, label, self.brush.get(), self.my_digits_folder)
+        except TooSmallError:
+            self.status.configure(text='Too small to learn from: draw the digit bigger.', foreground=ERROR)
+            return
+        except my_digits.MyDigitsError as e:
+            messagebox.showerror('Cannot save the drawing', str(e), parent=self.root)
+            return
+        where = self.my_digits_folder
+        where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where
+        self.status.configure(text=f'Saved as {"an" if label == 8 else "a"} {label}: {count} drawing{"s" * (count != 1)} in {where}',
+                              foreground=TEXT)
+        if self.echo:
+            print(f'saved: {label} ({count} in {where})', flush=True)
 
     # ------------------------------------------------------------ prediction
 

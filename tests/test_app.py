@@ -251,14 +251,15 @@ def own_display():
 
 
 @pytest.fixture
-def window(own_display):
-    """The app in this process on its own X server, fed Tk events directly, with what it shows recorded."""
+def window(own_display, tmp_path):
+    """The app in this process on its own X server, fed Tk events directly, with what it shows recorded;
+    "Wrong? It was..." saves in tmp_path/my_digits."""
     import tkinter as tk
     sys.path.insert(0, str(ROOT))
     import predict
     from test_mnist_tkinter import DigitApp
     root = tk.Tk(screenName=own_display)
-    app = DigitApp(root, predict.load_model())
+    app = DigitApp(root, predict.load_model(), my_digits_folder=tmp_path / 'my_digits')
     root.wait_visibility(app.canvas)
     app.shown = []
     show = app.show
@@ -305,6 +306,40 @@ def test_screen_shows_what_draw_strokes_draws(window, own_display):
     screen = np.asarray(ImageGrab.grab(xdisplay=own_display).crop((x, y, x + 280, y + 280)).convert('L')) > 128
     drawn = np.asarray(predict.draw_strokes(passed, brush=30)) > 128
     assert (screen & drawn).sum() / (screen | drawn).sum() > 0.93  # Tk and PIL differ only at the edges
+
+
+def test_wrong_it_was_saves_the_drawing_with_its_label(window, tmp_path):
+    """The button opens the ten digits; a click (or a key) saves the PNG the canvas shows and one JSON line."""
+    import json
+    import predict
+    from PIL import Image
+    passed = draw_in(window, DIGITS[7])
+    window.teach_button.invoke()
+    window.label_buttons[1].invoke()  # "it was a 1"
+    window.teach_button.invoke()
+    window.label_dialog.focus_force()
+    window.root.update()
+    window.label_dialog.event_generate('<Key>', keysym='7')
+    window.root.update()
+    folder = tmp_path / 'my_digits'
+    lines = [json.loads(line) for line in (folder / 'labels.jsonl').read_text().splitlines()]
+    assert [line['label'] for line in lines] == [1, 7] and not window.label_dialog.winfo_exists()
+    assert lines[1]['strokes'] == [[list(p) for p in stroke] for stroke in passed] and lines[1]['brush'] == predict.BRUSH[2]
+    png = np.asarray(Image.open(folder / lines[1]['file']))
+    assert np.array_equal(png, np.asarray(predict.draw_strokes(passed)))
+    assert window.status.cget('text') == f'Saved as a 7: 2 drawings in {folder}'
+
+
+def test_a_folder_that_cannot_be_written_is_an_error_dialog(window, tmp_path, monkeypatch):
+    import test_mnist_tkinter
+    errors = []
+    monkeypatch.setattr(test_mnist_tkinter.messagebox, 'showerror', lambda *args, **kwargs: errors.append(args))
+    (tmp_path / 'my_digits').write_text('a file where the folder should be')
+    draw_in(window, DIGITS[7])
+    window.teach_button.invoke()
+    window.label_buttons[7].invoke()
+    assert errors and errors[0][0] == 'Cannot save the drawing'
+    assert errors[0][1].startswith(f'cannot save the drawing in {tmp_path / "my_digits"} (')
 
 
 def test_ctrl_z_undoes_the_last_stroke(app):
