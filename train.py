@@ -371,10 +371,11 @@ def initial(config, given):
     return replace(config, **recorded)
 
 
-def extra_training_data(config):
-    """The drawings in config.extra_data as normalised training images, each repeated so that they make
-    up about EXTRA_SHARE of the epoch's images (at least once each): a few dozen drawings would otherwise
-    be lost among 55,000 MNIST digits. The drawn-digits benchmark is refused: it only evaluates."""
+def extra_training_data(config, train_images):
+    """The drawings in config.extra_data as normalised training images, each repeated so that beside
+    `train_images` MNIST images they make up about EXTRA_SHARE of the epoch (each at least once): a few
+    dozen drawings would otherwise be lost among 55,000 MNIST digits. The drawn-digits benchmark is
+    refused: it only evaluates."""
     folder = Path(config.extra_data)
     benchmark = DRAWN_FILE.parent.resolve()
     if folder.resolve() == benchmark or benchmark in folder.resolve().parents or (folder / DRAWN_FILE.name).exists():
@@ -382,7 +383,11 @@ def extra_training_data(config):
                             f'trained on it would be measured on what it learnt); pass a folder of your own '
                             f'drawings, e.g. data/my_digits')
     images, labels = load_drawings(folder)
-    return normalize(torch.from_numpy(images)), torch.from_numpy(labels)
+    repeats = max(1, round(EXTRA_SHARE / (1 - EXTRA_SHARE) * train_images / len(labels)))
+    print(f'Mixing {len(labels)} drawings from {folder} into training, each {repeats} times: '
+          f'{repeats * len(labels) / (train_images + repeats * len(labels)):.1%} of every epoch')
+    return (normalize(torch.from_numpy(images)).repeat_interleave(repeats, 0),
+            torch.from_numpy(labels).repeat_interleave(repeats, 0))
 
 
 def prepare(splits, config, device):
@@ -391,12 +396,8 @@ def prepare(splits, config, device):
     if config.train_subset:
         train_split = tuple(t[:config.train_subset] for t in train_split)
     if config.extra_data:
-        extra = extra_training_data(config)
-        repeats = max(1, round(EXTRA_SHARE / (1 - EXTRA_SHARE) * len(train_split[1]) / len(extra[1])))
-        print(f'Mixing {len(extra[1])} drawings from {config.extra_data} into training, each {repeats} times: '
-              f'{repeats * len(extra[1]) / (len(train_split[1]) + repeats * len(extra[1])):.1%} of every epoch')
-        train_split = tuple(torch.cat([t, e.to(t.device).repeat_interleave(repeats, 0)])
-                            for t, e in zip(train_split, extra))
+        extra = extra_training_data(config, len(train_split[1]))
+        train_split = tuple(torch.cat([t, e.to(t.device)]) for t, e in zip(train_split, extra))
     if config.dry_run:
         train_split = tuple(t[:DRY_RUN_BATCHES * config.batch_size] for t in train_split)
     if config.val_size != len(splits['val'][1]):
