@@ -405,3 +405,14 @@ def test_extra_data_that_cannot_be_used_is_named(tmp_path, quick, make, message)
 def test_init_from_refuses_what_would_contradict_it(tmp_path, options, message):
     with pytest.raises(train.TrainingError, match=message):
         train.train(init_from=ROOT / 'model_checkpoints' / 'shipped' / 'mlp.pth', checkpoint_dir=tmp_path, **options)
+
+
+def test_a_checkpoint_saved_before_init_from_and_extra_data_existed_still_resumes(tmp_path, quick):
+    constant = dict(quick, schedule='constant')
+    train.train(epochs=1, checkpoint_dir=tmp_path, **constant)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    for name in train.ADDED_LATER:
+        del saved['config'][name]
+    checkpoint.save(tmp_path / 'last.pth', saved)
+    resumed = train.train(epochs=2, checkpoint_dir=tmp_path, resume=str(tmp_path / 'last.pth'), **constant)
+    assert list(resumed['history']['epoch']) == [1, 2]
