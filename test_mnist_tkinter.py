@@ -7,7 +7,11 @@
 The app records the points of each stroke. What the model classifies is those points redrawn at
 MNIST's scale with a stroke like MNIST's (predict.strokes_to_mnist): whatever the brush, a small
 digit keeps its holes, and display scaling never distorts it. The drawn-digits benchmark
-(`python evaluate.py --drawn`) reads pen-drawn digits through the same function.
+(`python evaluate.py --drawn`) reads pen-drawn digits through the same function. Points are recorded in
+the canvas's logical 280x280 pixels, so resizing the window changes nothing the model sees.
+
+"Wrong? It was..." saves the drawing with its true label in data/my_digits/ (my_digits.py), which
+`python train.py --init-from CHECKPOINT --extra-data data/my_digits` fine-tunes a model on.
 """
 import argparse
 import sys
@@ -21,8 +25,10 @@ except ModuleNotFoundError:
              'Fedora `sudo dnf install python3-tkinter`, macOS the python.org installer or '
              '`brew install python-tk`. Without a window, `python predict.py IMAGE` classifies files.')
 
+import torch
 from PIL import Image, ImageTk
 
+import my_digits
 from predict import BRUSH, CANVAS, TooSmallError, load_model, open_image, strokes_to_mnist
 
 PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
@@ -35,16 +41,19 @@ ROW, CHART_WIDTH, BAR_LEFT, BAR_LENGTH = 21, 340, 20, 262  # the probability cha
 
 
 class DigitApp:
-    def __init__(self, root, model, model_error=None, echo=False):
-        self.root, self.model, self.echo = root, model, echo
-        self.strokes = []  # what gets classified: each stroke's points, in canvas pixels
-        self.drawing, self.pending, self.shown_file = False, None, None
+    def __init__(self, root, model, model_error=None, echo=False, my_digits_folder=my_digits.FOLDER):
+        self.root, self.model, self.echo, self.my_digits_folder = root, model, echo, Path(my_digits_folder)
+        self.strokes = []  # what gets classified: each stroke's points, in the canvas's logical CANVAS pixels
+        self.undo_marks = []  # len(self.strokes) as each press began: Ctrl+Z removes back to the last one
+        self.drawing, self.inside, self.pending, self.shown_file, self.shown_image = False, False, None, None, None
+        self.scale, self.spare = 1.0, None  # screen pixels per logical canvas pixel: the canvas grows with the window
         root.title('MNIST digit recogniser')
         root.configure(bg=BACKGROUND)
-        root.resizable(False, False)
         self.build_styles()
         self.build_layout()
         self.brush.set(BRUSH[2])
+        root.update_idletasks()
+        root.minsize(root.winfo_reqwidth(), root.winfo_reqheight())  # larger is fine, smaller would crop
         if model:
             self.status.configure(text=f'Model {model.describe()}', foreground=MUTED)
         else:
@@ -52,6 +61,8 @@ class DigitApp:
         self.show(None)
         for key in ('c', 'C', '<Escape>'):
             root.bind(key, lambda event: self.clear())
+        for key in ('<Control-z>', '<Control-Z>'):
+            root.bind(key, lambda event: self.undo())
 
     # ------------------------------------------------------------ layout
 
@@ -71,31 +82,48 @@ class DigitApp:
                         lightcolor=CARD, darkcolor=BAR)
 
     def build_layout(self):
+        self.root.columnconfigure(0, weight=1)
+        self.root.rowconfigure(0, weight=1)
         outer = ttk.Frame(self.root, padding=16)
         outer.grid(sticky='nsew')
+        outer.columnconfigure(0, weight=1)
+        outer.rowconfigure(0, weight=1)
 
         left = ttk.Frame(outer, style='Card.TFrame', padding=14)
         left.grid(row=0, column=0, sticky='nsew')
-        ttk.Label(left, text='DRAW A DIGIT', style='Heading.TLabel').grid(row=0, column=0, columnspan=3, sticky='w')
-        self.canvas = tk.Canvas(left, width=CANVAS, height=CANVAS, bg=INK_BG, highlightthickness=0,
+        heading = ttk.Label(left, text='DRAW A DIGIT', style='Heading.TLabel')
+        heading.grid(row=0, column=0, columnspan=3, sticky='w')
+        # the square canvas, centred in a holder that takes whatever room the window gives it
+        holder = ttk.Frame(left, style='Card.TFrame', width=CANVAS, height=CANVAS)
+        holder.grid(row=1, column=0, columnspan=3, sticky='nsew', pady=(8, 12))
+        holder.grid_propagate(False)
+        left.rowconfigure(1, weight=1)
+        self.canvas = tk.Canvas(holder, width=CANVAS, height=CANVAS, bg=INK_BG, highlightthickness=0,
                                 cursor='pencil')
-        self.canvas.grid(row=1, column=0, columnspan=3, pady=(8, 12))
-        self.canvas.bind('<ButtonPress-1>', self.on_press)
-        self.canvas.bind('<B1-Motion>', self.on_drag)
-        self.canvas.bind('<ButtonRelease-1>', self.on_release)
+        self.canvas.place(relx=0.5, rely=0.5, anchor='center')
+        holder.bind('<Configure>', lambda event: self.fit(event.width, event.height))
+        for widget in (self.canvas, holder, left, heading):  # a stroke may start just outside the canvas
+            widget.bind('<ButtonPress-1>', self.on_press)
+            widget.bind('<B1-Motion>', self.on_drag)
+            widget.bind('<ButtonRelease-1>', self.on_release)
 
         ttk.Label(left, text='Brush', style='Card.TLabel').grid(row=2, column=0, sticky='w')
         self.brush = tk.IntVar()
         ttk.Scale(left, from_=BRUSH[0], to=BRUSH[1], variable=self.brush, style='Card.Horizontal.TScale',
-                  command=lambda value: self.brush.set(round(float(value)))).grid(row=2, column=1, sticky='ew', padx=8)
+                  command=self.set_brush).grid(row=2, column=1, sticky='ew', padx=8)
         ttk.Label(left, textvariable=self.brush, width=3, style='Card.TLabel').grid(row=2, column=2, sticky='e')
         left.columnconfigure(1, weight=1)
         buttons = ttk.Frame(left, style='Card.TFrame')
         buttons.grid(row=3, column=0, columnspan=3, sticky='ew', pady=(12, 0))
         ttk.Button(buttons, text='Clear', command=self.clear).pack(side='left')
         ttk.Button(buttons, text='Open image…', command=self.open_image).pack(side='right')
-        ttk.Label(left, text='Keys: C or Esc clears the canvas', style='Hint.TLabel').grid(
-            row=4, column=0, columnspan=3, sticky='w', pady=(10, 0))
+        teach = ttk.Frame(left, style='Card.TFrame')
+        teach.grid(row=4, column=0, columnspan=3, sticky='ew', pady=(8, 0))
+        self.teach_button = ttk.Button(teach, text='Wrong? It was…', command=self.ask_label)
+        self.teach_button.pack(side='left')
+        ttk.Label(teach, text='teach it your\nhandwriting', style='Hint.TLabel').pack(side='left', padx=(8, 0))
+        ttk.Label(left, text='Keys: C or Esc clears, Ctrl+Z undoes', style='Hint.TLabel').grid(
+            row=5, column=0, columnspan=3, sticky='w', pady=(10, 0))
 
         right = ttk.Frame(outer, style='Card.TFrame', padding=14)
         right.grid(row=0, column=1, sticky='nsew', padx=(16, 0))
@@ -134,34 +162,132 @@ class DigitApp:
     def on_press(self, event):
         if self.shown_file:  # drawing after opening a file starts a fresh page
             self.clear()
-        self.strokes.append([])
-        self.drawing = True
-        self.stroke(event.x, event.y)
+        self.undo_marks.append(len(self.strokes))
+        self.drawing, self.inside = True, False
+        self.follow(event)
 
     def on_drag(self, event):
-        if not self.drawing:
-            return
-        self.stroke(event.x, event.y)
-        if self.pending is None:
+        if self.drawing and self.follow(event) and self.pending is None:
             self.pending = self.root.after(THROTTLE_MS, self.update_prediction)
 
     def on_release(self, event):
+        if not self.drawing:
+            return
         self.drawing = False
+        if self.undo_marks[-1] == len(self.strokes):  # pressed and let go outside the canvas: nothing drawn
+            self.undo_marks.pop()
         self.update_prediction()
+
+    def follow(self, event):
+        """Record where the mouse is, if it is on the canvas: a stroke starts when it enters (the press
+        may have been just outside) and ends where it leaves. True if a point was recorded."""
+        x = (event.x + event.widget.winfo_rootx() - self.canvas.winfo_rootx()) / self.scale
+        y = (event.y + event.widget.winfo_rooty() - self.canvas.winfo_rooty()) / self.scale
+        if not (0 <= x <= CANVAS and 0 <= y <= CANVAS):
+            self.inside = False
+            return False
+        if not self.inside:
+            self.strokes.append([])
+            self.inside = True
+        self.stroke(x, y)
+        return True
 
     def stroke(self, x, y):
         """Extend the current stroke to (x, y): the point is recorded, and the piece from the last point
         drawn on screen round-capped, as predict.draw_strokes draws it (a dot when the stroke starts)."""
         points = self.strokes[-1]
-        x0, y0 = points[-1] if points else (x, y)
-        self.canvas.create_line(x0, y0, x, y, width=self.brush.get(), fill='white', capstyle='round',
-                                joinstyle='round')
+        self.draw_piece(points[-1] if points else (x, y), (x, y))
         points.append((x, y))
+
+    def draw_piece(self, start, end):
+        s = self.scale
+        self.canvas.create_line(start[0] * s, start[1] * s, end[0] * s, end[1] * s, width=self.brush.get() * s,
+                                fill='white', capstyle='round', joinstyle='round')
+
+    def redraw(self):
+        """Draw the canvas again from the recorded strokes (or the opened image) at the current scale and brush."""
+        self.canvas.delete('all')
+        side = round(CANVAS * self.scale)
+        if self.shown_image:
+            image = self.shown_image.copy()
+            image.thumbnail((side, side))
+            self.photo = ImageTk.PhotoImage(image.convert('RGB'))
+            self.canvas.create_image(side // 2, side // 2, image=self.photo)
+        for points in self.strokes:
+            for start, end in zip(points[:1] + points, points):
+                self.draw_piece(start, end)
+
+    def fit(self, width, height):
+        """Size the canvas for a holder of width x height: a square CANVAS pixels a side at the window's
+        first (natural) size, growing as much as the window grows; the drawing and the brush scale with it."""
+        if self.spare is None:  # the holder's margin around the canvas at the natural size
+            self.spare = max(0, width - CANVAS), max(0, height - CANVAS)
+        side = max(1, min(width - self.spare[0], height - self.spare[1]))
+        self.canvas.configure(width=side, height=side)
+        self.scale = side / CANVAS
+        self.redraw()
+
+    def set_brush(self, value):
+        """The slider sets the brush of the whole drawing: the canvas always shows predict.draw_strokes's image."""
+        if self.brush.get() != round(float(value)):
+            self.brush.set(round(float(value)))
+            self.redraw()
+
+    def undo(self):
+        """Ctrl+Z: remove the last stroke (all that one press drew), redraw, read the drawing again."""
+        if self.drawing or not self.undo_marks:
+            return
+        del self.strokes[self.undo_marks.pop():]
+        self.redraw()
+        self.update_prediction()
 
     def clear(self):
         self.canvas.delete('all')
-        self.strokes, self.shown_file = [], None
+        self.strokes, self.undo_marks, self.shown_file, self.shown_image = [], [], None, None
         self.update_prediction()
+
+    # ------------------------------------------------------------ teaching: "Wrong? It was..."
+
+    def ask_label(self):
+        """A small window with the ten digits: a click or a key 0-9 saves the drawing under that label."""
+        if not self.strokes:
+            self.status.configure(text='Draw a digit first, then say which digit it was.', foreground=ERROR)
+            return
+        dialog = tk.Toplevel(self.root, bg=CARD, padx=14, pady=12)
+        dialog.title('Wrong? It was…')
+        dialog.transient(self.root)
+        dialog.resizable(False, False)
+        ttk.Label(dialog, text='Which digit did you draw? (a key 0-9, or Esc)', style='Card.TLabel').grid(
+            row=0, column=0, columnspan=10, sticky='w', pady=(0, 8))
+        self.label_buttons = []
+        for d in range(10):
+            button = ttk.Button(dialog, text=str(d), width=2, padding=(4, 4),
+                                command=lambda d=d: (dialog.destroy(), self.teach(d)))
+            button.grid(row=1, column=d, padx=1)
+            self.label_buttons.append(button)
+        dialog.bind('<Key>', lambda event: event.char.isdigit() and len(event.char) == 1 and self.label_buttons[
+            int(event.char)].invoke())
+        dialog.bind('<Escape>', lambda event: dialog.destroy())
+        dialog.geometry(f'+{self.teach_button.winfo_rootx()}+{self.teach_button.winfo_rooty() + 36}')
+        dialog.focus_force()  # the digit keys go to it at once
+        self.label_dialog = dialog
+
+    def teach(self, label):
+        """Save the drawing with its true label (my_digits.save_drawing) and say so in the status line."""
+        try:
+            count = my_digits.save_drawing(self.strokes, label, self.brush.get(), self.my_digits_folder)
+        except TooSmallError:
+            self.status.configure(text='Too small to learn from: draw the digit bigger.', foreground=ERROR)
+            return
+        except my_digits.MyDigitsError as e:
+            messagebox.showerror('Cannot save the drawing', str(e), parent=self.root)
+            return
+        where = self.my_digits_folder
+        where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where
+        self.status.configure(text=f'Saved as {"an" if label == 8 else "a"} {label}: {count} drawing{"s" * (count != 1)} in {where}',
+                              foreground=TEXT)
+        if self.echo:
+            print(f'saved: {label} ({count} in {where})', flush=True)
 
     # ------------------------------------------------------------ prediction
 
@@ -193,10 +319,8 @@ class DigitApp:
             messagebox.showerror('Cannot classify this image', str(e), parent=self.root)
             return
         self.clear()
-        image.thumbnail((CANVAS, CANVAS))
-        self.photo = ImageTk.PhotoImage(image.convert('RGB'))
-        self.canvas.create_image(CANVAS // 2, CANVAS // 2, image=self.photo)
-        self.shown_file = path
+        self.shown_file, self.shown_image = path, image
+        self.redraw()
         self.show(prediction)
 
     def show(self, prediction, too_small=False):
@@ -240,6 +364,7 @@ def main(argv=None):
     parser.add_argument('--echo', action='store_true',
                         help='also print every prediction the window shows to stdout (the GUI test reads it)')
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # one image at a time: on two busy cores, two threads only wait for each other
 
     model, model_error = None, None
     try:

@@ -4,6 +4,7 @@
     python train.py --preset original    # the original project's recipe: the same at a constant 1e-3
     python train.py --resume model_checkpoints/last.pth
     python train.py --preset cnn-best    # a named recipe (see PRESETS); flags given as well win
+    python train.py --init-from model_checkpoints/shipped/mlp.pth --extra-data data/my_digits --epochs 3
 
 Each epoch records a history row (CSV beside the checkpoints). When validation accuracy
 improves, the model is saved as best_model_epoch_{E}_acc_{A:.4f}.pth (A in percent); every
@@ -29,8 +30,9 @@ from tqdm.auto import tqdm
 
 import checkpoint
 import nn
-from data import DataError, augment, batches, load_splits
-from evaluate import evaluate
+from data import DataError, augment, batches, load_splits, normalize
+from evaluate import DRAWN_FILE, evaluate
+from my_digits import load_drawings
 
 HISTORY_FILE = 'training_history.csv'
 NORM_EVERY = 10        # steps between gradient-norm samples
@@ -53,6 +55,8 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
 }
 # what a resumed run may change; every other option is the recipe, taken from the checkpoint
 RESUMABLE = ('epochs', 'device', 'data_dir', 'checkpoint_dir', 'resume', 'dry_run', 'progress')
+ADDED_LATER = {'init_from': None, 'extra_data': None}  # options older checkpoints lack: absent means these
+EXTRA_SHARE = 0.1  # --extra-data's drawings, repeated, make up about this share of every epoch's images
 
 positive = (lambda v: v >= 1, 'must be at least 1')
 not_negative = (lambda v: v >= 0, 'must be 0 or more')
@@ -94,12 +98,22 @@ class Config:
                                                     'choices': ('val', 'test')})
     train_subset: int = field(default=0, metadata={'help': 'train on only this many images (0: all)', 'valid': not_negative})
     resume: str = field(default=None, metadata={'help': 'checkpoint to continue from, e.g. model_checkpoints/last.pth'})
+    init_from: str = field(default=None, metadata={
+        'help': "start a NEW run from this checkpoint's weights and architecture, e.g. to fine-tune a shipped "
+                'model: fresh optimizer, epochs, schedule and history, and the options given here (unlike '
+                '--resume, which continues a run where it stopped, with its recipe)'})
+    extra_data: str = field(default=None, metadata={
+        'help': "a folder of your own drawings (labels.jsonl, as the app's \"Wrong? It was...\" saves them in "
+                f'data/my_digits) mixed into training, each repeated so that together they make about '
+                f'{EXTRA_SHARE:.0%}% of every epoch; validation and test stay MNIST\'s'})
     dry_run: bool = field(default=False, metadata={'help': 'one epoch of a few batches, nothing saved: checks the set-up'})
     progress: bool = field(default=True, metadata={'help': 'show progress bars'})
 
     def __post_init__(self):  # paths as plain strings, so checkpoints load with weights_only=True
         self.data_dir, self.checkpoint_dir = str(self.data_dir), str(self.checkpoint_dir)
         self.resume = str(self.resume) if self.resume else None
+        self.init_from = str(self.init_from) if self.init_from else None
+        self.extra_data = str(self.extra_data) if self.extra_data else None
 
 
 class TrainingError(Exception):
@@ -310,11 +324,13 @@ def configure(config, options):
              if getattr(config, f.name) != f.default} if config else {}
     given |= options
     config = replace(config, **options) if config else make_config(**options)
+    if config.init_from:
+        config = initial(config, given)
     check_config(config)
-    if not config.resume:
+    if not config.resume or config.init_from:
         return config, None
     saved = checkpoint.load(config.resume)
-    recorded = saved['config']
+    recorded = ADDED_LATER | saved['config']
     missing = [f.name for f in fields(Config) if f.name not in recorded]
     if missing:
         raise TrainingError(f'{config.resume} records no {", ".join(missing)}: this version cannot resume it; '
@@ -332,11 +348,56 @@ def configure(config, options):
     return config, saved
 
 
+def initial(config, given):
+    """The Config of a new run that starts from config.init_from's weights: its architecture is the
+    checkpoint's (an option given that contradicts it is an error naming it), and its validation images
+    must be ones that checkpoint never trained on."""
+    if config.resume:
+        raise TrainingError('--init-from starts a new run from a checkpoint\'s weights, --resume continues a run '
+                            'where it stopped: pass only one of them')
+    saved = checkpoint.load(config.init_from)
+    arch = saved['architecture']
+    recorded = {'model': arch['name'], **{f.name: arch['config'][f.name] for f in fields(Config)
+                                          if f.metadata.get('model_option') and f.name in arch['config']}}
+    contradicted = [name for name in recorded if name in given and given[name] != recorded[name]]
+    if contradicted:
+        raise TrainingError(f'{config.init_from} is a ' + ', '.join(f'{flag(n)} {recorded[n]}' for n in recorded)
+                            + ' model: its architecture is kept; drop ' + ', '.join(flag(n) for n in contradicted))
+    trained_val = saved['config']['val_size']
+    if config.val_size > trained_val:
+        raise TrainingError(f'--val-size {config.val_size}: {config.init_from} held out only {trained_val} validation '
+                            f'images and trained on the rest; use --val-size {trained_val} or less, so that '
+                            f'validation stays unseen')
+    return replace(config, **recorded)
+
+
+def extra_training_data(config, train_images):
+    """The drawings in config.extra_data as normalised training images, each repeated so that beside
+    `train_images` MNIST images they make up about EXTRA_SHARE of the epoch (each at least once): a few
+    dozen drawings would otherwise be lost among 55,000 MNIST digits. The drawn-digits benchmark is
+    refused: it only evaluates."""
+    folder = Path(config.extra_data)
+    benchmark = DRAWN_FILE.parent.resolve()
+    if folder.resolve() == benchmark or benchmark in folder.resolve().parents or (folder / DRAWN_FILE.name).exists():
+        raise TrainingError(f'--extra-data {folder}: the drawn-digits benchmark is for evaluation only (a model '
+                            f'trained on it would be measured on what it learnt); pass a folder of your own '
+                            f'drawings, e.g. data/my_digits')
+    images, labels = load_drawings(folder)
+    repeats = max(1, round(EXTRA_SHARE / (1 - EXTRA_SHARE) * train_images / len(labels)))
+    print(f'Mixing {len(labels)} drawings from {folder} into training, each {repeats} times: '
+          f'{repeats * len(labels) / (train_images + repeats * len(labels)):.1%} of every epoch')
+    return (normalize(torch.from_numpy(images)).repeat_interleave(repeats, 0),
+            torch.from_numpy(labels).repeat_interleave(repeats, 0))
+
+
 def prepare(splits, config, device):
     """The splits this run trains and evaluates on, on `device`."""
     train_split = splits['train']
     if config.train_subset:
         train_split = tuple(t[:config.train_subset] for t in train_split)
+    if config.extra_data:
+        extra = extra_training_data(config, len(train_split[1]))
+        train_split = tuple(torch.cat([t, e.to(t.device)]) for t, e in zip(train_split, extra))
     if config.dry_run:
         train_split = tuple(t[:DRY_RUN_BATCHES * config.batch_size] for t in train_split)
     if config.val_size != len(splits['val'][1]):
@@ -349,6 +410,13 @@ def start(config, saved, device, train_images):
     """A new run, or the resumed one where its checkpoint stopped."""
     torch.manual_seed(config.seed)
     model = nn.build_model(config.model, **model_options(config)).to(device)
+    if config.init_from and not saved:  # a new run; `initial` took the architecture from the checkpoint
+        try:
+            model.load_state_dict(checkpoint.load(config.init_from, device)['model'])
+        except ValueError as e:
+            raise TrainingError(f'{config.init_from}: its weights do not fit {config.model} ({e}); '
+                                f'it was saved by another version of the project') from None
+        print(f'Starting a new run from the weights of {config.init_from}')
     run = Run(config, model, nn.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
               math.ceil(train_images / config.batch_size))
     if config.dry_run:

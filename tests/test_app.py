@@ -251,14 +251,15 @@ def own_display():
 
 
 @pytest.fixture
-def window(own_display):
-    """The app in this process on its own X server, fed Tk events directly, with what it shows recorded."""
+def window(own_display, tmp_path):
+    """The app in this process on its own X server, fed Tk events directly, with what it shows recorded;
+    "Wrong? It was..." saves in tmp_path/my_digits."""
     import tkinter as tk
     sys.path.insert(0, str(ROOT))
     import predict
     from test_mnist_tkinter import DigitApp
     root = tk.Tk(screenName=own_display)
-    app = DigitApp(root, predict.load_model())
+    app = DigitApp(root, predict.load_model(), my_digits_folder=tmp_path / 'my_digits')
     root.wait_visibility(app.canvas)
     app.shown = []
     show = app.show
@@ -267,15 +268,17 @@ def window(own_display):
     root.destroy()
 
 
-def draw_in(app, strokes):
-    """Press, drag and release along each stroke, as Tk events; the points the mouse passed through."""
+def draw_in(app, strokes, widget=None):
+    """Press, drag and release along each stroke, as Tk events to `widget` (the canvas) in its own
+    pixels; the points the mouse passed through."""
+    widget = widget or app.canvas
     passed = []
     for stroke in strokes:
         points = interpolate(stroke)
-        app.canvas.event_generate('<ButtonPress-1>', x=points[0][0], y=points[0][1])
+        widget.event_generate('<ButtonPress-1>', x=points[0][0], y=points[0][1])
         for x, y in points[1:]:
-            app.canvas.event_generate('<B1-Motion>', x=x, y=y)
-        app.canvas.event_generate('<ButtonRelease-1>', x=points[-1][0], y=points[-1][1])
+            widget.event_generate('<B1-Motion>', x=x, y=y)
+        widget.event_generate('<ButtonRelease-1>', x=points[-1][0], y=points[-1][1])
         passed.append(points)
     app.root.update()
     return passed
@@ -303,6 +306,78 @@ def test_screen_shows_what_draw_strokes_draws(window, own_display):
     screen = np.asarray(ImageGrab.grab(xdisplay=own_display).crop((x, y, x + 280, y + 280)).convert('L')) > 128
     drawn = np.asarray(predict.draw_strokes(passed, brush=30)) > 128
     assert (screen & drawn).sum() / (screen | drawn).sum() > 0.93  # Tk and PIL differ only at the edges
+
+
+def test_wrong_it_was_saves_the_drawing_with_its_label(window, tmp_path):
+    """The button opens the ten digits; a click (or a key) saves the PNG the canvas shows and one JSON line."""
+    import json
+    import predict
+    from PIL import Image
+    passed = draw_in(window, DIGITS[7])
+    window.teach_button.invoke()
+    window.label_buttons[1].invoke()  # "it was a 1"
+    window.teach_button.invoke()
+    window.label_dialog.focus_force()
+    window.root.update()
+    window.label_dialog.event_generate('<Key>', keysym='7')
+    window.root.update()
+    folder = tmp_path / 'my_digits'
+    lines = [json.loads(line) for line in (folder / 'labels.jsonl').read_text().splitlines()]
+    assert [line['label'] for line in lines] == [1, 7] and not window.label_dialog.winfo_exists()
+    assert lines[1]['strokes'] == [[list(p) for p in stroke] for stroke in passed] and lines[1]['brush'] == predict.BRUSH[2]
+    png = np.asarray(Image.open(folder / lines[1]['file']))
+    assert np.array_equal(png, np.asarray(predict.draw_strokes(passed)))
+    assert window.status.cget('text') == f'Saved as a 7: 2 drawings in {folder}'
+
+
+def test_a_folder_that_cannot_be_written_is_an_error_dialog(window, tmp_path, monkeypatch):
+    import test_mnist_tkinter
+    errors = []
+    monkeypatch.setattr(test_mnist_tkinter.messagebox, 'showerror', lambda *args, **kwargs: errors.append(args))
+    (tmp_path / 'my_digits').write_text('a file where the folder should be')
+    draw_in(window, DIGITS[7])
+    window.teach_button.invoke()
+    window.label_buttons[7].invoke()
+    assert errors and errors[0][0] == 'Cannot save the drawing'
+    assert errors[0][1].startswith(f'cannot save the drawing in {tmp_path / "my_digits"} (')
+
+
+def test_ctrl_z_undoes_the_last_stroke(app):
+    """A 4 with a stray stroke: Ctrl+Z removes the stray one and the 4 is read again; then the rest."""
+    assert app.key('Escape') == 'shown: nothing'
+    assert re.fullmatch(r'shown: 4 \d+\.\d%', app.draw(DIGITS[4]))
+    app.draw([[(40, 250), (240, 250)]])
+    assert re.fullmatch(r'shown: 4 \d+\.\d%', app.key('ctrl+z'))
+    app.key('ctrl+z')
+    assert app.key('ctrl+z') == 'shown: nothing'
+
+
+def test_a_stroke_starting_just_outside_the_canvas_draws_once_it_enters(app):
+    """A 1 whose press lands 6 px above the canvas (and ends 6 px below it) is a 1."""
+    app.key('Escape')
+    assert re.fullmatch(r'shown: 1 \d+\.\d%', app.draw([[(140, -6), (140, 286)]]))
+
+
+def test_strokes_are_recorded_in_canvas_pixels_whatever_the_window_size(window):
+    """Enlarged, the canvas scales with the window, and so does the brush on screen; a stroke that starts
+    outside it begins where it enters. The model gets the same points as at the natural size."""
+    import predict
+    window.root.geometry(f'{window.root.winfo_width() + 300}x{window.root.winfo_height() + 140}')
+    window.root.update()
+    side = window.canvas.winfo_width()
+    assert side == window.canvas.winfo_height() == 280 + 140 and window.scale == side / 280
+    scale = window.scale
+    on_screen = [[(round(x * scale), round(y * scale)) for x, y in stroke] for stroke in DIGITS[3]]
+    draw_in(window, on_screen)
+    expected = [[(x / scale, y / scale) for x, y in points] for points in map(interpolate, on_screen)]
+    assert window.strokes == expected and window.shown[-1].digit == 3
+    assert float(window.canvas.itemcget(window.canvas.find_all()[0], 'width')) == predict.BRUSH[2] * scale
+    window.clear()
+    left = window.canvas.master.master  # the card around the canvas: a press there, outside the canvas
+    dx, dy = window.canvas.winfo_rootx() - left.winfo_rootx(), window.canvas.winfo_rooty() - left.winfo_rooty()
+    draw_in(window, [[(dx + 200, dy - 5), (dx + 200, dy + 100)]], widget=left)
+    first = window.strokes[0][0]
+    assert len(window.strokes) == 1 and first[1] >= 0 and abs(first[0] - 200 / scale) < 1e-9
 
 
 def test_no_display_is_a_clear_error():

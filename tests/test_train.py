@@ -330,3 +330,89 @@ def test_an_epoch_still_at_chance_accuracy_stops_training(tmp_path, quick):
     with pytest.raises(train.TrainingError, match=r'accuracy after 100 steps of epoch 1/1, no better than guessing'):
         train.train(epochs=1, checkpoint_dir=tmp_path, **quick | {'data': data, 'train_subset': 0})
     assert not list(tmp_path.glob('*.pth'))
+
+
+# ---------------------------------------------------------------- fine-tuning on the user's drawings
+
+def save_digits(folder):
+    """The ten drawings the GUI tests draw, saved as the app's "Wrong? It was..." saves them."""
+    from my_digits import save_drawing
+    from test_app import DIGITS
+    for digit, strokes in DIGITS.items():
+        save_drawing(strokes, digit, 20, folder)
+    return DIGITS
+
+
+def test_init_from_and_extra_data_fine_tune_on_the_users_drawings(tmp_path, mnist):
+    """The README's loop without the window: drawings saved by the app's function, a new run started
+    from the shipped MLP with them mixed in, and a model that fits them better than before."""
+    import numpy as np
+    from data import normalize
+    from my_digits import load_drawings
+    from predict import load_model, strokes_to_mnist
+    shipped = ROOT / 'model_checkpoints' / 'shipped' / 'mlp.pth'
+    digits = save_digits(tmp_path / 'mine')
+    result = run_cli('--init-from', str(shipped), '--extra-data', str(tmp_path / 'mine'), '--epochs', '1',
+                     '--train-subset', '2000', '--checkpoint-dir', str(tmp_path / 'ck'), '--no-progress')
+    assert result.returncode == 0, result.stderr
+    assert 'Mixing 10 drawings from' in result.stdout and 'each 22 times: 9.9% of every epoch' in result.stdout
+    saved = checkpoint.load(tmp_path / 'ck' / 'last.pth')
+    assert saved['config']['init_from'] == str(shipped) and saved['epoch'] == 1 and len(saved['history']) == 1
+    assert saved['metrics']['val_acc'] > 0.95  # one epoch of 2,220 images from scratch gets nowhere near this
+    images, labels = load_drawings(tmp_path / 'mine')
+    assert labels.tolist() == list(range(10))
+    x, y = normalize(torch.from_numpy(images)), torch.from_numpy(labels)
+
+    def loss(path):
+        p = load_model(path).network(x)
+        return float(-p[torch.arange(len(y)), y].log().mean())
+    assert loss(tmp_path / 'ck' / 'last.pth') < loss(shipped)
+    assert np.array_equal(images[7], strokes_to_mnist(digits[7]))  # read exactly as the app reads them
+
+
+def write_lines(folder, *lines):
+    folder.mkdir()
+    (folder / 'labels.jsonl').write_text(''.join(line + '\n' for line in lines))
+    return folder
+
+
+GOOD = '{"label": 1, "strokes": [[[140, 50], [140, 230]]]}'
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda p: p / 'none', r'none: no such folder; save drawings with "Wrong\? It was\.\.\." in the app'),
+    (lambda p: p, r'holds no labels\.jsonl'),
+    (lambda p: write_lines(p / 'empty', ''), r'empty/labels\.jsonl lists no drawings'),
+    (lambda p: write_lines(p / 'json', GOOD, '{"label": 3,'), r'json/labels\.jsonl line 2: not valid JSON'),
+    (lambda p: write_lines(p / 'label', GOOD, GOOD, GOOD.replace('1', '10', 1)),
+     r'label/labels\.jsonl line 3: label 10 is not a digit 0 to 9'),
+    (lambda p: write_lines(p / 'points', '{"label": 1, "strokes": [[140, 50]]}'),
+     r'points/labels\.jsonl line 1: "strokes" must be a list of strokes'),
+    (lambda p: write_lines(p / 'dot', '{"label": 1, "strokes": [[[140, 50]]]}'),
+     r'dot/labels\.jsonl line 1: the drawing is 0 px across: too small'),
+    (lambda p: ROOT / 'data' / 'drawn_digits', r'the drawn-digits benchmark is for evaluation only'),
+], ids=['missing', 'no-labels', 'empty', 'bad-json', 'label-out-of-range', 'bad-points', 'a-dot', 'benchmark'])
+def test_extra_data_that_cannot_be_used_is_named(tmp_path, quick, make, message):
+    with pytest.raises((ValueError, train.TrainingError), match=message):  # main prints: error: MESSAGE
+        train.train(epochs=1, checkpoint_dir=tmp_path / 'ck', extra_data=make(tmp_path), dry_run=True, **quick)
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'resume': 'x.pth'}, r'--init-from starts a new run .* --resume continues a run .* pass only one of them'),
+    ({'model': 'CNN'}, r'mlp\.pth is a --model Net, --init xavier model: its architecture is kept; drop --model'),
+    ({'val_size': 6000}, r'--val-size 6000: .*mlp\.pth held out only 5000 validation images'),
+], ids=['with-resume', 'other-model', 'larger-val'])
+def test_init_from_refuses_what_would_contradict_it(tmp_path, options, message):
+    with pytest.raises(train.TrainingError, match=message):
+        train.train(init_from=ROOT / 'model_checkpoints' / 'shipped' / 'mlp.pth', checkpoint_dir=tmp_path, **options)
+
+
+def test_a_checkpoint_saved_before_init_from_and_extra_data_existed_still_resumes(tmp_path, quick):
+    constant = dict(quick, schedule='constant')
+    train.train(epochs=1, checkpoint_dir=tmp_path, **constant)
+    saved = checkpoint.load(tmp_path / 'last.pth')
+    for name in train.ADDED_LATER:
+        del saved['config'][name]
+    checkpoint.save(tmp_path / 'last.pth', saved)
+    resumed = train.train(epochs=2, checkpoint_dir=tmp_path, resume=str(tmp_path / 'last.pth'), **constant)
+    assert list(resumed['history']['epoch']) == [1, 2]

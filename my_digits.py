@@ -1,0 +1,115 @@
+"""The user's own drawings: what the app's "Wrong? It was..." saves and `train.py --extra-data` reads.
+
+A folder (by default data/my_digits/, git-ignored) holds one PNG per drawing, the canvas as it
+looked (predict.draw_strokes), and labels.jsonl with one JSON line per drawing:
+
+    {"file": "7-20261127-223012-3fa1.png", "label": 7, "strokes": [[[x, y], ...], ...],
+     "brush": 20, "saved": "2026-11-27T22:30:12"}
+
+Strokes are in the canvas's logical 280x280 pixels, whatever the window's size. Training reads the
+strokes, not the PNG, through predict.strokes_to_mnist: exactly the input the app gave the model.
+"""
+import json
+import math
+import os
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+
+import checkpoint
+from predict import draw_strokes, strokes_to_mnist
+
+FOLDER = checkpoint.ROOT / 'data' / 'my_digits'
+LABELS = 'labels.jsonl'
+
+
+class MyDigitsError(ValueError):
+    """A folder of drawings cannot be written or read; the message names it and says what to do."""
+
+
+def save_drawing(strokes, label, brush, folder=FOLDER):
+    """Add a drawing with its true `label` to `folder`: the PNG first (written to a temporary name and
+    renamed), then its line appended to labels.jsonl in one write, so an interrupted save leaves at most
+    an unlisted PNG, never half a line. Returns the number of drawings the folder now lists.
+    Raises MyDigitsError when the folder cannot be written, or the drawing is too small to read."""
+    if not 0 <= label <= 9:
+        raise MyDigitsError(f'label {label}: must be a digit, 0 to 9')
+    strokes_to_mnist(strokes)  # TooSmallError (a ValueError) for a click or a dot: nothing to learn from
+    folder, now = Path(folder), time.localtime()
+    name = f'{label}-{time.strftime("%Y%m%d-%H%M%S", now)}-{secrets.token_hex(2)}.png'
+    line = json.dumps({'file': name, 'label': label,
+                       'strokes': [[[round(x, 2), round(y, 2)] for x, y in stroke] for stroke in strokes],
+                       'brush': brush, 'saved': time.strftime('%Y-%m-%dT%H:%M:%S', now)}) + '\n'
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f'.{name}.tmp'
+        try:
+            draw_strokes(strokes, brush).save(partial, 'PNG')
+            os.replace(partial, folder / name)
+        finally:
+            partial.unlink(missing_ok=True)
+        fd = os.open(folder / LABELS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+        with open(folder / LABELS, 'rb') as f:
+            return sum(1 for row in f if row.strip())
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise MyDigitsError(f'cannot save the drawing in {folder} ({reason}); make the folder writable '
+                            f'(e.g. chmod u+rwX {folder}) or free some disk space') from None
+
+
+def load_drawings(folder):
+    """The drawings listed in folder/labels.jsonl as the model sees them in the app: (images, labels),
+    uint8 (N, 28, 28) and int64 (N,) numpy arrays. Raises MyDigitsError naming the file and line of
+    anything it cannot use."""
+    folder = Path(folder)
+    path = folder / LABELS
+    if not folder.is_dir():
+        raise MyDigitsError(f'{folder}: ' + ('is a file, not a folder' if folder.exists() else 'no such folder')
+                            + '; save drawings with "Wrong? It was..." in the app (they go to data/my_digits)')
+    if not path.is_file():
+        raise MyDigitsError(f'{folder} holds no {LABELS}: it is not a folder of drawings saved by the app '
+                            f'("Wrong? It was..." writes data/my_digits/{LABELS})')
+    try:
+        lines = path.read_text(encoding='utf-8').splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise MyDigitsError(f'{path}: cannot be read ({e})') from None
+    images, labels = [], []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            label, strokes = parse_line(line, f'{path} line {number}')
+            try:
+                images.append(strokes_to_mnist(strokes))
+            except ValueError as e:
+                raise MyDigitsError(f'{path} line {number}: {e}; delete that line') from None
+            labels.append(label)
+    if not labels:
+        raise MyDigitsError(f'{path} lists no drawings; save some with "Wrong? It was..." in the app')
+    return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def parse_line(line, where):
+    """(label, strokes) of one line of labels.jsonl; MyDigitsError saying what is wrong at `where`."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise MyDigitsError(f'{where}: not valid JSON ({e.msg}); fix or delete that line') from None
+    if not isinstance(entry, dict) or 'label' not in entry or 'strokes' not in entry:
+        raise MyDigitsError(f'{where}: expected an object with "label" and "strokes"; fix or delete that line')
+    label, strokes = entry['label'], entry['strokes']
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 9:
+        raise MyDigitsError(f'{where}: label {label!r} is not a digit 0 to 9; fix or delete that line')
+    points_ok = isinstance(strokes, list) and strokes and all(
+        isinstance(stroke, list) and stroke and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        and math.isfinite(v) for v in p) for p in stroke)
+        for stroke in strokes)
+    if not points_ok:
+        raise MyDigitsError(f'{where}: "strokes" must be a list of strokes, each a list of [x, y] points; '
+                            f'fix or delete that line')
+    return label, [[tuple(p) for p in stroke] for stroke in strokes]
