@@ -8,6 +8,7 @@ prepared the way MNIST's digits were: light ink on a dark background, the digit 
 20x20 box and placed in a 28x28 field by its centre of mass. `to_mnist` does exactly that.
 """
 import argparse
+import math
 import sys
 import warnings
 from dataclasses import dataclass
@@ -41,12 +42,21 @@ class TooSmallError(ValueError):
     """The drawing is too small to read (a click, a dot, a tiny scribble): the user should draw bigger."""
 
 
+SURE, UNSURE, NOT_A_DIGIT = 'sure', 'unsure', 'not a digit'  # a Prediction's verdicts
+SURE_PROBABILITY = 0.8   # calibrated top probability below this: unsure (the issue: >= 80% reads as confident)
+SURE_MARGIN = 0.5        # top minus runner-up below this: unsure, "2 or 8?"
+MAX_ASPECT = 1.35        # ink wider than this times its height: not one digit ("12") (placeholder)
+
+
 @dataclass
 class Prediction:
     digit: int
-    confidence: float          # probability of `digit`, 0..1
-    probabilities: list        # ten floats, one per digit
+    confidence: float          # calibrated probability of `digit`, 0..1
+    probabilities: list        # ten floats, one per digit: softmax(logits / T)
     model_input: np.ndarray    # the 28x28 uint8 image the model saw (light ink on dark)
+    runner_up: int             # the second most probable digit
+    energy: float              # -T * logsumexp(logits / T): high for inputs unlike any digit seen in training
+    verdict: str               # SURE, UNSURE or NOT_A_DIGIT: see `verdict`
 
     def top(self, k=3):
         """The k most probable (digit, probability) pairs, most probable first."""
@@ -62,6 +72,8 @@ class DigitClassifier:
     val_accuracy: float   # 0..1, as recorded when the checkpoint was saved
     test_accuracy: float
     device: torch.device
+    temperature: float = 1.0     # the checkpoint's calibration (checkpoint.calibration): logits are divided by it
+    energy_limit: float = math.inf  # and an input with a higher energy is not a digit
 
     def predict(self, image):
         """The digit in one image (PIL image, path or array): see `to_mnist`."""
@@ -71,9 +83,16 @@ class DigitClassifier:
         """One forward pass for many images; a list of Predictions in the same order."""
         prepared = [to_mnist(image) for image in images]
         x = normalize(torch.from_numpy(np.stack(prepared))).to(self.device)
-        probabilities = self.network(x).cpu()
-        return [Prediction(int(p.argmax()), float(p.max()), p.tolist(), m)
-                for p, m in zip(probabilities, prepared)]
+        scaled = self.network.logits(x).cpu().double() / self.temperature
+        probabilities = scaled.softmax(1)
+        energies = -self.temperature * scaled.logsumexp(1)
+        predictions = []
+        for p, energy, m in zip(probabilities, energies.tolist(), prepared):
+            (top, second), (digit, runner_up) = p.topk(2)
+            not_a_digit = energy > self.energy_limit or aspect(m) > MAX_ASPECT
+            predictions.append(Prediction(int(digit), float(top), p.tolist(), m, int(runner_up), energy,
+                                          verdict(float(top), float(second), not_a_digit)))
+        return predictions
 
     def describe(self):
         return (f'{self.checkpoint.name} (epoch {self.epoch}, val acc {self.val_accuracy:.2%}, '
@@ -102,7 +121,28 @@ def load_model(checkpoint=None, device='cpu'):
     except checkpoints.CheckpointError as e:
         raise checkpoints.CheckpointError(f'checkpoint {path} {e}') from None
     metrics = saved['metrics']
-    return DigitClassifier(network, path, saved['epoch'], metrics['val_acc'], metrics['test_acc'], device)
+    return DigitClassifier(network, path, saved['epoch'], metrics['val_acc'], metrics['test_acc'], device,
+                           *checkpoints.calibration(saved))
+
+
+def aspect(model_input):
+    """Width over height of the ink (above a quarter of full intensity) in a 28x28 model input."""
+    rows, cols = np.flatnonzero(model_input.max(1) > 64), np.flatnonzero(model_input.max(0) > 64)
+    if not len(rows):
+        return 1.0
+    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+
+
+def verdict(top, second, not_a_digit=False):
+    """How sure to say a prediction is, from its calibrated top and runner-up probabilities: NOT_A_DIGIT when
+    the input was judged unlike a digit (an energy above the checkpoint's limit, ink far wider than tall),
+    UNSURE when the top probability is below SURE_PROBABILITY or within SURE_MARGIN of the runner-up's,
+    else SURE."""
+    if not_a_digit:
+        return NOT_A_DIGIT
+    if top < SURE_PROBABILITY or top - second < SURE_MARGIN:
+        return UNSURE
+    return SURE
 
 
 def open_image(source):
