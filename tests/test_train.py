@@ -330,3 +330,20 @@ def test_an_epoch_still_at_chance_accuracy_stops_training(tmp_path, quick):
     with pytest.raises(train.TrainingError, match=r'accuracy after 100 steps of epoch 1/1, no better than guessing'):
         train.train(epochs=1, checkpoint_dir=tmp_path, **quick | {'data': data, 'train_subset': 0})
     assert not list(tmp_path.glob('*.pth'))
+
+
+def test_the_best_checkpoint_is_calibrated_on_the_validation_split(tmp_path, quick, capsys):
+    """A finished run stores a temperature fitted on the validation split in its best checkpoint, which
+    predict then applies; the result's test evaluation uses it too."""
+    import evaluate
+    import predict
+    result = train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    saved = checkpoint.load(result['best_checkpoint'])
+    calibration = saved['calibration']
+    images, labels = quick['data']['val']
+    logits = evaluate.logits_of(checkpoint.build_model(saved), images)
+    assert calibration['split'] == 'val' and calibration['temperature'] == pytest.approx(
+        evaluate.fit_temperature(logits, labels))
+    assert calibration['nll_after'] <= calibration['nll_before']
+    assert predict.load_model(result['best_checkpoint']).temperature == calibration['temperature']
+    assert f'temperature {calibration["temperature"]:.3g}' in capsys.readouterr().out
