@@ -304,7 +304,7 @@ def test_readme_programmatic_examples_run(monkeypatch):
     with contextlib.redirect_stdout(out):
         for code in blocks:
             exec(code, {'__name__': '__readme__'})
-    assert re.search(r'^3 \(\d+\.\d%\)$', out.getvalue(), re.M), out.getvalue()  # docs/sample_digit.png is a 3
+    assert re.search(r'^3 \(\d+\.\d%, sure\)$', out.getvalue(), re.M), out.getvalue()  # docs/sample_digit.png is a 3
     assert '(first_layer): Linear(in_features=784, out_features=256' in out.getvalue()  # the library example
 
 
