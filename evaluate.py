@@ -25,8 +25,8 @@ DIGITS = list(range(10))
 DRAWN_FILE = Path(__file__).resolve().parent / 'data' / 'drawn_digits' / 'uji_digits.json.gz'
 HALVES = {'dev': ('W01', 'W30'), 'test': ('W31', 'W60')}  # writers: choose on dev, report test as well
 ENERGY_QUANTILE = 0.998  # of the validation images stay below the energy limit. Chosen on the drawn dev half:
-                         # with predict.MAX_ASPECT, 99.8% (CNN) and 98.8% (MLP) of the dev digits are shown as
-                         # digits, and 41.5% (CNN) and 27% (MLP) of scribbles as not a digit (evaluate.py --drawn)
+                         # with predict.side_by_side, 99.8% (CNN) and 98.8% (MLP) of the dev digits are shown as
+                         # digits, and 35.5% (CNN) and 16% (MLP) of scribbles as not a digit (evaluate.py --drawn)
 DRAWN_SIZE = 182  # pixels: a drawn digit's longer side on the 280-px canvas (65%), as people draw in the app
 
 
@@ -352,15 +352,18 @@ def negatives_report(model, digits, count=200, seed=0):
 
 
 def calibration_report(model, data_dir='data', figure=None):
-    """MNIST test before and after the model's temperature: NLL, ECE and, to `figure`, the reliability diagram."""
-    from data import load_splits
+    """MNIST test before and after the model's temperature: NLL, ECE and, to `figure`, the reliability diagram;
+    and how the test digits are shown (verdicts), read as image files."""
+    from data import load_mnist, load_splits
     images, labels = load_splits(data_dir)['test']
     before = evaluate(model.network, images, labels)
     after = evaluate(model.network, images, labels, temperature=model.temperature)
     lines = [f'MNIST test ({len(labels):,} images), accuracy {after.accuracy:.2%}:']
-    for name, result in ((f'before (T = 1)', before), (f'after (T = {model.temperature:.3g})', after)):
+    for name, result in (('before (T = 1)', before), (f'after (T = {model.temperature:.3g})', after)):
         lines.append(f'  {name}: ECE (15 bins) {expected_calibration_error(result.probabilities, labels):.2%}, '
                      f'NLL {result.loss:.4f}')
+    shares = verdict_shares(model.predict_batch(list(load_mnist(data_dir)['test'][0].numpy())))  # as files
+    lines.append('  shown as: ' + ', '.join(f'{v} {s:.2%}' for v, s in shares.items()))
     if figure:
         from plots import reliability_diagram
         reliability_diagram({'before (T = 1)': (before.probabilities, labels),  # tuples: run as a script,

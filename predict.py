@@ -47,9 +47,10 @@ SURE, UNSURE, NOT_A_DIGIT = 'sure', 'unsure', 'not a digit'  # a Prediction's ve
 # drawings of each kind of evaluate.negatives):
 SURE_PROBABILITY = 0.8   # calibrated top probability (the issue: 80% reads as confident); the runner-up then has
                          # at most 0.2, so a close second is unsure too. Dev digits sure: CNN 98.5% (99.2% of them
-                         # right), MLP 92.2%. Scribbles shown sure: CNN 41.5%, MLP 42%: see evaluate.negatives_report
-MAX_ASPECT = 1.35        # ink wider than this times its height is not one digit: 0.3% of the dev digits are wider
-                         # (1.18 at their 99th percentile), 97% of the "12"-style pairs (1.33 at their 1st)
+                         # right), MLP 92.2%. Scribbles shown sure: CNN 46.5%, MLP 49%: see evaluate.negatives_report
+SPLIT_ASPECT = 1.2       # ink wider than this times its height with an empty column across it is two things side
+MAX_ASPECT = 1.6         # by side; wider than MAX_ASPECT, even joined up. Together: none of the 1,200 drawn digits,
+                         # 0.35% of MNIST's test digits (5s and 2s written flat), all 200 "12"-style pairs
 
 
 @dataclass
@@ -93,7 +94,7 @@ class DigitClassifier:
         predictions = []
         for p, energy, m in zip(probabilities, energies.tolist(), prepared):
             (top, _), (digit, runner_up) = p.topk(2)
-            not_a_digit = energy > self.energy_limit or aspect(m) > MAX_ASPECT
+            not_a_digit = energy > self.energy_limit or side_by_side(m)
             predictions.append(Prediction(int(digit), float(top), p.tolist(), m, int(runner_up), energy,
                                           verdict(float(top), not_a_digit)))
         return predictions
@@ -129,17 +130,20 @@ def load_model(checkpoint=None, device='cpu'):
                            *checkpoints.calibration(saved))
 
 
-def aspect(model_input):
-    """Width over height of the ink (above a quarter of full intensity) in a 28x28 model input."""
+def side_by_side(model_input):
+    """Whether the ink (above a quarter of full intensity) of a 28x28 model input looks like more than one
+    thing in a row, as "12": wider than SPLIT_ASPECT times its height and split by an empty column, or wider
+    than MAX_ASPECT times its height."""
     rows, cols = np.flatnonzero(model_input.max(1) > 64), np.flatnonzero(model_input.max(0) > 64)
     if not len(rows):
-        return 1.0
-    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+        return False
+    aspect = (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+    return aspect > MAX_ASPECT or aspect > SPLIT_ASPECT and len(cols) < cols[-1] - cols[0] + 1
 
 
 def verdict(top, not_a_digit=False):
     """How sure to say a prediction is, from its calibrated top probability: NOT_A_DIGIT when
-    the input was judged unlike a digit (an energy above the checkpoint's limit, ink far wider than tall),
+    the input was judged unlike a digit (an energy above the checkpoint's limit, `side_by_side`),
     UNSURE when the top probability is below SURE_PROBABILITY (the UI then names the runner-up: "2 or 8?"),
     else SURE."""
     if not_a_digit:

@@ -392,7 +392,13 @@ def test_prediction_names_the_runner_up_and_judges_the_input(model):
     assert (prediction.digit, prediction.runner_up) == (first, second) and prediction.verdict == predict.SURE
     wide = np.zeros((28, 28), np.uint8)
     wide[10:18, 1:27] = 255  # ink 26 px wide and 8 tall: not one digit
-    assert predict.aspect(wide) == 26 / 8 and model.predict(wide).verdict == predict.NOT_A_DIGIT
+    assert predict.side_by_side(wide) and model.predict(wide).verdict == predict.NOT_A_DIGIT
+    pair = np.zeros((28, 28), np.uint8)
+    pair[8:22, 3:12] = pair[8:22, 14:24] = 255  # 21 wide, 14 tall, an empty column between: two things
+    assert predict.side_by_side(pair) and not predict.side_by_side(pair[:, :14])
+    joined = pair.copy()
+    joined[8, 12:14] = 255  # the same joined up: as wide as a wide 5
+    assert not predict.side_by_side(joined)
     strict = predict.DigitClassifier(model.network, model.checkpoint, 1, 0.0, 0.0, model.device, model.temperature,
                                      energy_limit=prediction.energy - 1)
     assert strict.predict(image).verdict == predict.NOT_A_DIGIT  # an energy above the checkpoint's limit
