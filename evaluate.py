@@ -148,7 +148,7 @@ def expected_calibration_error(probabilities, labels, bins=15):
 
 
 def logits_of(model, images, batch_size=1000):
-    """The model's logits for `images` (eval mode, no gradient kept), in batches, as one tensor."""
+    """The model's logits for `images` in eval mode, in batches, as one tensor (the model's mode is restored)."""
     was_training = model.training
     model.eval()
     logits = torch.cat([model.logits(images[start:start + batch_size]) for start in range(0, len(images), batch_size)])
@@ -171,7 +171,9 @@ def energies(logits, temperature=1.0):
 def calibration(logits, labels, split='val'):
     """What train.py stores as a checkpoint's 'calibration', from the logits of a held-out split: the fitted
     temperature, the NLL before and after it, and energy_limit, the energy that ENERGY_QUANTILE of the split's
-    images stay below (predict calls a drawing with a higher energy "not a digit")."""
+    images stay below (predict calls a drawing with a higher energy "not a digit"). Computed on the CPU in
+    float64 (which MPS lacks)."""
+    logits, labels = torch.as_tensor(logits).cpu(), torch.as_tensor(labels).cpu()
     temperature = fit_temperature(logits, labels)
     return {'temperature': temperature, 'split': split, 'nll_before': nll(logits, labels),
             'nll_after': nll(logits, labels, temperature),
