@@ -64,7 +64,8 @@ class DigitApp:
         style.configure('Card.TLabel', background=CARD, foreground=TEXT)
         style.configure('Heading.TLabel', background=CARD, foreground=MUTED, font=(FONT, 9, 'bold'))
         style.configure('Digit.TLabel', background=CARD, foreground=TEXT, font=(FONT, 64, 'bold'))
-        style.configure('Doubt.TLabel', background=CARD, foreground=MUTED, font=(FONT, 22, 'bold'))  # "2 or 8?"
+        style.configure('Doubt.TLabel', background=CARD, foreground=MUTED, font=(FONT, 18, 'bold'),  # "2 or 8?"
+                        padding=(0, 34, 0, 40))  # as tall as a 64-pt digit: the layout never jumps
         style.configure('Confidence.TLabel', background=CARD, foreground=MUTED, font=(FONT, 11))
         style.configure('Status.TLabel', background=BACKGROUND, foreground=MUTED, font=(FONT, 9))
         style.configure('Hint.TLabel', background=CARD, foreground=MUTED, font=(FONT, 9))
