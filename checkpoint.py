@@ -12,6 +12,10 @@ one never runs code. Format 2 holds:
     optimizer       nn.Adam's state, to resume
     history         every epoch's row so far
     best            the run's best so far: {'epoch', 'accuracy', 'path' relative to this file's folder}
+    calibration     optional: {'temperature': T, 'split': 'val', 'nll_before', 'nll_after', 'energy_limit'}
+                    (evaluate.calibration), fitted by train.py on the validation split: predict divides the
+                    logits by T and calls an input with an energy above energy_limit "not a digit". Absent,
+                    T = 1 (the probabilities are the raw softmax) and there is no energy limit
 
 Shipped models live in SHIPPED_DIR (tracked by git); user runs go to RUNS_DIR (ignored by git).
 This module imports neither pandas nor train.py: inference depends on it alone.
@@ -118,7 +122,25 @@ def structure_problem(saved):
             return f'records no {key} in its metrics'
     if not isinstance(saved['config'].get('val_size'), int):
         return 'records no val_size in its config'
+    if 'calibration' in saved:
+        calibration = saved['calibration']
+        if not isinstance(calibration, dict):
+            return f'records a calibration that is a {type(calibration).__name__}, not a dict; retrain it'
+        t, limit = calibration.get('temperature'), calibration.get('energy_limit', 0.0)
+        if not (number(t) and t > 0) or not number(limit):
+            return (f'records a calibration that is not a positive finite temperature and a finite energy limit '
+                    f'(temperature {t!r}, energy_limit {limit!r}); retrain it, or delete its calibration entry')
     return None
+
+
+def number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def calibration(checkpoint):
+    """(temperature, energy_limit) for predict: the checkpoint's calibration, or (1.0, inf) when it has none."""
+    calibration = checkpoint.get('calibration', {})
+    return float(calibration.get('temperature', 1.0)), float(calibration.get('energy_limit', math.inf))
 
 
 def build_model(checkpoint, device='cpu'):

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from evaluate import DIGITS, Evaluation, confusion
+from evaluate import DIGITS, Evaluation, calibration_bins, confusion, expected_calibration_error
 
 # One look for every figure, readable when a README shows it about 800 pixels wide. Files are
 # written at 200 dpi, sharp on a high-DPI screen; the notebook shows figures at figure.dpi (100),
@@ -304,29 +304,6 @@ def confident_mistakes(evaluation, images, count=16, columns=8):
 
 
 # ---------------------------------------------------------------- calibration
-# calibration_bins and expected_calibration_error are metrics and belong in evaluate.py; they are
-# here until evaluate.py's rework lands.
-
-def calibration_bins(probabilities, labels, bins=15):
-    """Per equal-width confidence bin (lo, hi] of the highest probability: number of
-    predictions, their mean confidence and their accuracy (NaN for an empty bin), as numpy."""
-    probabilities = torch.as_tensor(probabilities).detach().cpu().double()
-    confidence, predicted = probabilities.max(1)
-    correct = (predicted == torch.as_tensor(labels).cpu()).double()
-    index = torch.bucketize(confidence, torch.arange(1, bins, dtype=torch.float64) / bins)
-    count = torch.bincount(index, minlength=bins).double()
-    with np.errstate(invalid='ignore'):
-        return (count.long().numpy(), (torch.bincount(index, confidence, minlength=bins) / count).numpy(),
-                (torch.bincount(index, correct, minlength=bins) / count).numpy())
-
-
-def expected_calibration_error(probabilities, labels, bins=15):
-    """ECE: the gap between accuracy and mean confidence in each equal-width confidence bin,
-    weighted by the bin's share of the predictions (sum of |acc - conf| * n_bin / N), 0..1."""
-    count, confidence, accuracy = calibration_bins(probabilities, labels, bins)
-    filled = count > 0
-    return float((np.abs(accuracy - confidence)[filled] * count[filled]).sum() / count.sum())
-
 
 def wilson_interval(successes, n, z=1.96):
     """95% Wilson score interval of a binomial proportion: honest for small n and for 0 or n."""

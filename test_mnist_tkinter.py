@@ -29,13 +29,14 @@ import torch
 from PIL import Image, ImageTk
 
 import my_digits
-from predict import BRUSH, CANVAS, TooSmallError, load_model, open_image, strokes_to_mnist
+from predict import BRUSH, CANVAS, NOT_A_DIGIT, SURE, UNSURE, TooSmallError, load_model, open_image, strokes_to_mnist
 
 PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
 THROTTLE_MS = 60       # at most one prediction this often while drawing; always one on release
 
 BACKGROUND, CARD, INK_BG = '#eef0f4', '#ffffff', '#111418'
 TEXT, MUTED, ACCENT, BAR, ERROR = '#1d2430', '#6b7485', '#2f6fed', '#d5dae3', '#c0392b'
+PALE_ACCENT = '#9fb8ea'  # the two bars of an unsure answer
 FONT = 'DejaVu Sans'
 ROW, CHART_WIDTH, BAR_LEFT, BAR_LENGTH = 21, 340, 20, 262  # the probability chart, in pixels
 
@@ -74,6 +75,8 @@ class DigitApp:
         style.configure('Card.TLabel', background=CARD, foreground=TEXT)
         style.configure('Heading.TLabel', background=CARD, foreground=MUTED, font=(FONT, 9, 'bold'))
         style.configure('Digit.TLabel', background=CARD, foreground=TEXT, font=(FONT, 64, 'bold'))
+        style.configure('Doubt.TLabel', background=CARD, foreground=MUTED, font=(FONT, 18, 'bold'),  # "2 or 8?"
+                        padding=(0, 34, 0, 40))  # as tall as a 64-pt digit: the layout never jumps
         style.configure('Confidence.TLabel', background=CARD, foreground=MUTED, font=(FONT, 11))
         style.configure('Status.TLabel', background=BACKGROUND, foreground=MUTED, font=(FONT, 9))
         style.configure('Hint.TLabel', background=CARD, foreground=MUTED, font=(FONT, 9))
@@ -176,7 +179,7 @@ class DigitApp:
         self.drawing = False
         if self.undo_marks[-1] == len(self.strokes):  # pressed and let go outside the canvas: nothing drawn
             self.undo_marks.pop()
-        self.update_prediction()
+        self.update_prediction()  # the full verdict: the stroke is finished
 
     def follow(self, event):
         """Record where the mouse is, if it is on the canvas: a stroke starts when it enters (the press
@@ -299,7 +302,7 @@ class DigitApp:
             self.show(None)
             return
         try:
-            self.show(self.model.predict(strokes_to_mnist(self.strokes)))
+            self.show(self.model.predict(strokes_to_mnist(self.strokes)), live=self.drawing)
         except TooSmallError:  # a click, a dot: no guess, a hint
             self.show(None, too_small=True)
 
@@ -323,38 +326,58 @@ class DigitApp:
         self.redraw()
         self.show(prediction)
 
-    def show(self, prediction, too_small=False):
-        """Put a Prediction (or None: nothing to read, or a drawing too small to read) on screen:
-        digit, confidence, bars, preview."""
+    def show(self, prediction, too_small=False, live=False):
+        """Put a Prediction (or None: nothing to read, or a drawing too small to read) on screen as honestly as
+        its verdict allows: a sure digit with its calibrated confidence; an unsure one greyed as "2 or 8?" with
+        both probabilities; "Not a digit?" greyed with no bar highlighted. While the button is still down
+        (`live`), anything but a sure answer shows "Not sure yet": a half-drawn digit flashes no guesses."""
+        verdict = prediction.verdict if prediction else None
+        if live and verdict != SURE:
+            verdict = 'not sure yet'
+        highlight = {}
         if prediction is None:
-            self.digit.configure(text='–', foreground=BAR)
             hint = 'Draw a digit in\nthe black box' if self.model else 'No model loaded\n(see below)'
             if too_small:
                 hint = 'Too small to read:\ndraw it bigger'
+            self.digit.configure(text='–', foreground=BAR, style='Digit.TLabel')
             self.confidence.configure(text=hint)
-            probabilities, model_input = [0.0] * 10, Image.new('L', (28, 28), 0)
-        else:
-            self.digit.configure(text=str(prediction.digit), foreground=TEXT)
+            echo = 'draw bigger' if too_small else 'nothing'
+        elif verdict == SURE:
             source = ''
             if self.shown_file:
                 name = Path(self.shown_file).name
                 source = f'in {name}' if len(name) <= 16 else f'in {name[:15]}…'
+            self.digit.configure(text=str(prediction.digit), foreground=TEXT, style='Digit.TLabel')
             self.confidence.configure(text=f'{prediction.confidence:.1%} confident\n{source}')
-            probabilities, model_input = prediction.probabilities, Image.fromarray(prediction.model_input)
-        best = prediction.digit if prediction else None
+            highlight = {prediction.digit: ACCENT}
+            echo = f'{prediction.digit} {prediction.confidence:.1%}'
+        elif verdict == UNSURE:
+            first, second = prediction.digit, prediction.runner_up
+            self.digit.configure(text=f'{first} or {second}?', style='Doubt.TLabel', foreground=MUTED)
+            self.confidence.configure(text=f'not sure: {first} {prediction.confidence:.0%},\n'
+                                           f'{second} {prediction.probabilities[second]:.0%}')
+            highlight = {first: PALE_ACCENT, second: PALE_ACCENT}
+            echo = f'unsure {first} or {second}'
+        elif verdict == NOT_A_DIGIT:
+            self.digit.configure(text='Not a digit?', style='Doubt.TLabel', foreground=MUTED)
+            self.confidence.configure(text='this does not look like\none digit')
+            echo = 'not a digit'
+        else:
+            self.digit.configure(text='…', style='Doubt.TLabel', foreground=MUTED)
+            self.confidence.configure(text='not sure yet:\nkeep drawing')
+            echo = 'not sure'
+        probabilities = prediction.probabilities if prediction else [0.0] * 10
+        model_input = Image.fromarray(prediction.model_input) if prediction else Image.new('L', (28, 28), 0)
         for d, ((bar, label), p) in enumerate(zip(self.bars, probabilities)):
             x0, y0, _, y1 = self.chart.coords(bar)
             self.chart.coords(bar, x0, y0, x0 + BAR_LENGTH * p, y1)
-            self.chart.itemconfigure(bar, fill=ACCENT if d == best else BAR)
+            self.chart.itemconfigure(bar, fill=highlight.get(d, BAR))
             self.chart.itemconfigure(label, text=f'{p:.1%}' if prediction else '')
         size = 28 * PREVIEW_SCALE
         self.preview_photo = ImageTk.PhotoImage(model_input.resize((size, size), Image.NEAREST))
         self.preview.configure(image=self.preview_photo)
         if self.echo:
-            shown = self.digit.cget('text')
-            nothing = 'draw bigger' if too_small else 'nothing'
-            print(f'shown: {shown} {self.confidence.cget("text").split()[0]}' if prediction else f'shown: {nothing}',
-                  flush=True)
+            print(f'shown: {echo}', flush=True)
 
 
 def main(argv=None):
@@ -362,7 +385,9 @@ def main(argv=None):
     parser.add_argument('image', nargs='?', help='an image file to classify at start, as "Open image…" does')
     parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/ and model_checkpoints/shipped/)')
     parser.add_argument('--echo', action='store_true',
-                        help='also print every prediction the window shows to stdout (the GUI test reads it)')
+                        help='also print every prediction the window shows to stdout (the GUI test reads it): '
+                             '"shown: 7 97.3%%", "unsure 2 or 8", "not a digit", "not sure" (while drawing), '
+                             '"nothing", "draw bigger"')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # one image at a time: on two busy cores, two threads only wait for each other
 

@@ -9,6 +9,7 @@
 Each epoch records a history row (CSV beside the checkpoints). When validation accuracy
 improves, the model is saved as best_model_epoch_{E}_acc_{A:.4f}.pth (A in percent); every
 epoch also refreshes last.pth, the point to resume from. All writes are atomic (checkpoint.py).
+At the end the best checkpoint is calibrated: a temperature fitted on the validation split is stored in it.
 Runs go to model_checkpoints/ (ignored by git); the shipped models in model_checkpoints/shipped/
 are never touched.
 """
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 import checkpoint
 import nn
 from data import DataError, augment, batches, load_splits, normalize
-from evaluate import DRAWN_FILE, evaluate
+from evaluate import DRAWN_FILE, calibration, evaluate, logits_of
 from my_digits import load_drawings
 
 HISTORY_FILE = 'training_history.csv'
@@ -508,11 +509,29 @@ def finish(run, splits, seconds):
     if path is None or not path.is_file():
         path = Path(run.resume_from)
         print(f'note: the best checkpoint recorded, {best["path"]}, is missing; the final model ({path}) is evaluated instead')
-    model = checkpoint.build_model(checkpoint.load(path, splits['test'][1].device), splits['test'][1].device)
-    test = evaluate(model, *splits['test'])
+    saved = checkpoint.load(path, splits['test'][1].device)
+    model = checkpoint.build_model(saved, splits['test'][1].device)
+    temperature = calibrate(path, saved, model, splits['val'])
+    test = evaluate(model, *splits['test'], temperature=temperature)
     print(f'Finished in {seconds:.1f}s. Best checkpoint: {path} (epoch {best["epoch"]}, '
           f'{run.config.select_on} accuracy {best["accuracy"]:.4f}); test accuracy {test.accuracy:.4f}')
     return {'history': history, 'best_checkpoint': path, 'test': test}
+
+
+def calibrate(path, saved, model, val):
+    """Temperature scaling of the best checkpoint: evaluate.calibration fitted on the validation split and
+    stored in the file (checkpoint.py), so predict's probabilities mean what they say. Returns T (1.0, and the
+    file untouched, without a validation split)."""
+    images, labels = val
+    if not len(labels):
+        print('note: no validation split (--val-size 0): the checkpoint is not calibrated (T = 1)')
+        return 1.0
+    saved['calibration'] = calibration(logits_of(model, images), labels)
+    checkpoint.save(path, saved)
+    c = saved['calibration']
+    print(f'Calibrated on the validation split: temperature {c["temperature"]:.3g}, '
+          f'NLL {c["nll_before"]:.4f} -> {c["nll_after"]:.4f}')
+    return c['temperature']
 
 
 # ---------------------------------------------------------------- command line

@@ -38,6 +38,16 @@ DIGITS = {
 }
 
 
+# what is not one digit: a tangled zigzag, and "12" (a 1 and a 2 side by side, each 110 px tall)
+SCRIBBLE = [[(90, 120), (190, 100), (100, 150), (200, 140), (95, 190), (185, 170), (120, 90), (160, 210), (110, 110),
+             (200, 200)]]
+CONFIDENT = re.compile(r'shown: \d (\d+\.\d)%')  # a sure single digit, as the app's --echo prints it
+
+
+def twelve():
+    return resized(DIGITS[1], 110, centre=(80, 140)) + resized(DIGITS[2], 110, centre=(200, 140))
+
+
 def require(*tools):
     missing = [tool for tool in tools if not shutil.which(tool)]
     try:
@@ -194,10 +204,36 @@ def test_prediction_updates_while_drawing_and_c_clears(app):
     moves = app.moves(DIGITS[7][0])
     app.xdotool(*moves[:3], 'mousedown', 1, *moves[3:])  # the button is still down
     during = app.drain(quiet=0.5)
-    assert during and all(re.fullmatch(r'shown: \d \d+\.\d%', line) for line in during)
+    assert during and all(re.fullmatch(r'shown: (\d \d+\.\d%|not sure)', line) for line in during)
     app.xdotool('mouseup', 1)
     assert app.drain()[-1].startswith('shown: 7 ')
     assert app.key('c') == 'shown: nothing'
+
+
+def test_while_drawing_only_a_sure_digit_or_not_sure_is_shown(app):
+    """Live updates (button down) never show a guess: a sure digit or "not sure"; released, the verdict."""
+    app.key('c')
+    moves = app.moves(SCRIBBLE[0])
+    app.xdotool(*moves[:3], 'mousedown', 1, *moves[3:])
+    during = app.drain(quiet=0.5)
+    assert 'shown: not sure' in during
+    assert all(re.fullmatch(r'shown: (\d \d+\.\d%|not sure)', line) for line in during), during
+    app.xdotool('mouseup', 1)
+    assert re.fullmatch(r'shown: (unsure \d or \d|not a digit)', app.drain()[-1])
+
+
+@pytest.mark.parametrize('what', ['click', 'scribble', 'twelve'])
+def test_what_is_not_one_digit_never_shows_a_confident_digit(app, what):
+    """The issue's target: a click, a scribble and "12" never end on a single digit shown 80% or more sure."""
+    app.key('Escape')
+    if what == 'click':
+        app.xdotool('mousemove', app.origin[0] + 140, app.origin[1] + 140, 'click', 1)
+        shown = app.drain()[-1]
+    else:
+        shown = app.draw(SCRIBBLE if what == 'scribble' else twelve())
+    confident = CONFIDENT.fullmatch(shown)
+    assert not (confident and float(confident[1]) >= 80), shown
+    assert re.fullmatch(r'shown: (draw bigger|unsure \d or \d|not a digit)', shown), shown
 
 
 def test_open_image_at_start(display):

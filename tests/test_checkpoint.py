@@ -171,3 +171,23 @@ def test_inference_does_not_import_training():  # (torch itself imports tqdm)
                              'print(sorted({"train", "pandas"} & set(sys.modules)))'],
                             capture_output=True, text=True, cwd=checkpoint.ROOT)
     assert result.stdout.strip() == '[]', result.stderr
+
+
+CALIBRATION = {'temperature': 0.5, 'split': 'val', 'nll_before': 0.2, 'nll_after': 0.1, 'energy_limit': -3.0}
+
+
+def test_calibration_round_trip_and_default(tmp_path):
+    checkpoint.save(tmp_path / 'c.pth', make(calibration=CALIBRATION))
+    assert checkpoint.load(tmp_path / 'c.pth')['calibration'] == CALIBRATION
+    assert checkpoint.calibration(checkpoint.load(tmp_path / 'c.pth')) == (0.5, -3.0)
+    assert checkpoint.calibration(make()) == (1.0, float('inf'))  # uncalibrated: T = 1, no energy limit
+
+
+@pytest.mark.parametrize('calibration', [
+    {'temperature': 0}, {'temperature': -1.0}, {'temperature': float('nan')}, {'temperature': float('inf')},
+    {'temperature': '0.5'}, {'temperature': True}, {'split': 'val'}, {'temperature': 1.0, 'energy_limit': float('nan')},
+    [0.5]], ids=['zero', 'negative', 'nan', 'inf', 'string', 'bool', 'missing', 'nan-limit', 'list'])
+def test_a_bad_calibration_is_refused(tmp_path, calibration):
+    torch.save(make(calibration=calibration), tmp_path / 'bad.pth')
+    with pytest.raises(CheckpointError, match=r'bad\.pth records a calibration'):
+        checkpoint.load(tmp_path / 'bad.pth')

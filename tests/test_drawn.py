@@ -1,7 +1,10 @@
 """The drawn-digits benchmark (evaluate.py --drawn) and the shared drawing functions of predict.py:
 the renderer, strokes redrawn at MNIST's scale (holes kept whatever the brush), the draw-bigger hint."""
+import re
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import evaluate
@@ -101,12 +104,46 @@ def test_cli_prints_both_halves_and_saves_the_mistakes(tmp_path, capsys):
         line = next(line for line in out.splitlines() if line.startswith(f'{half} '))
         assert line.startswith(f'{half} (writers {writers}): ') and ' of 30 (' in line
     assert out.count('per digit: 0 ') == 2 and out.count('most confused: ') == 2
+    assert out.count('  ECE (15 bins) ') == 2 and out.count('  shown as: sure ') == 2
+    assert 'not one digit (30 of each kind, seed 0):' in out
+    assert all(f'  {kind}: confident digit ' in out for kind in evaluate.NEGATIVE_KINDS)
     assert Image.open(sheet).size[0] > 0
+
+
+def test_calibration_cli_meets_the_ece_target_and_saves_the_diagram(tmp_path, capsys):
+    """The issue's target for the shipped models: ECE <= 1.5% on MNIST test once calibrated."""
+    figure = tmp_path / 'plots' / 'reliability.png'
+    assert evaluate.main(['--calibration', '--figure', str(figure)]) == 0
+    out = capsys.readouterr().out
+    before, after = (float(re.search(rf'{name} \(T = [^)]*\): ECE \(15 bins\) ([\d.]+)%', out)[1])
+                     for name in ('before', 'after'))
+    assert after <= 1.5 < before  # label smoothing left the shipped CNN under-confident; T fixed that
+    assert Image.open(figure).size[0] > 0 and f'reliability diagram saved to {figure}' in out
+
+
+def test_shipped_cnn_is_calibrated_and_honest_on_drawings(model, drawn):
+    """Measured on the dev half and on evaluate.negatives: ECE <= 4% (the issue's target; 0.9% measured),
+    >= 99% of the drawn digits shown as digits (99.8%), the sure ones right >= 98.5% (99.2%), "12"-style
+    pairs shown as a confident digit < 5% (none). Scribbles: 46.5% are still shown as a confident digit; the
+    issue wants far fewer, which the models' own scores cannot give (see the README): this only guards
+    against it getting worse."""
+    predictions = evaluate.read_drawn(model, drawn['dev'])
+    labels = [d['label'] for d in drawn['dev']]
+    probabilities = torch.tensor([p.probabilities for p in predictions])
+    assert evaluate.expected_calibration_error(probabilities, labels) <= 0.04
+    shares = evaluate.verdict_shares(predictions)
+    assert shares[predict.NOT_A_DIGIT] <= 0.01
+    sure = [p.digit == label for p, label in zip(predictions, labels) if p.verdict == predict.SURE]
+    assert sum(sure) / len(sure) >= 0.985
+    kinds = evaluate.negatives(drawn['dev'], count=200, seed=0)
+    confident = {kind: evaluate.verdict_shares(model.predict_batch([strokes_to_mnist(s) for s in kinds[kind]]))
+                 [predict.SURE] for kind in ('pair', 'scribble')}
+    assert confident['pair'] < 0.05 and confident['scribble'] < 0.5
 
 
 @pytest.mark.parametrize('args, message', [
     (['--drawn', '--size', '5'], '--size must be between'), (['--drawn', '--width', '0'], '--width'),
-    ([], 'say what to evaluate: --drawn')])
+    ([], 'say what to evaluate: --drawn'), (['--drawn', '--figure', 'r.png'], '--figure saves the reliability')])
 def test_cli_rejects_bad_options(args, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         evaluate.main(args)

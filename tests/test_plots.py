@@ -8,6 +8,7 @@ import pytest
 import torch
 from matplotlib.ticker import PercentFormatter
 
+import evaluate
 import plots
 from evaluate import Evaluation, confusion
 
@@ -204,47 +205,6 @@ def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
     assert plots.confident_mistakes(perfect, images()).get_suptitle() == 'No mistakes'
 
 
-def calibration_set(groups):
-    """Probabilities and labels from (confidence, predictions, correct ones): each row's top
-    probability is `confidence` on class 0, the rest shared by the other nine classes."""
-    probabilities, labels = [], []
-    for confidence, n, correct in groups:
-        row = torch.full((10,), (1 - confidence) / 9, dtype=torch.float64)
-        row[0] = confidence
-        probabilities.append(row.expand(n, 10))
-        labels.append(torch.tensor([0] * correct + [1] * (n - correct)))
-    return torch.cat(probabilities), torch.cat(labels)
-
-
-def test_expected_calibration_error_known_values():
-    calibrated = calibration_set([(0.3, 20, 6), (0.55, 40, 22), (0.8, 100, 80), (0.95, 200, 190), (1.0, 50, 50)])
-    assert plots.expected_calibration_error(*calibrated) == pytest.approx(0, abs=1e-12)
-    overconfident = calibration_set([(0.9, 100, 60)])
-    assert plots.expected_calibration_error(*overconfident) == pytest.approx(0.3)
-    # half the predictions 30 points overconfident, half calibrated: 0.3 * 1/2
-    assert plots.expected_calibration_error(*calibration_set([(0.9, 50, 30), (0.7, 50, 35)])) == pytest.approx(0.15)
-    # bins are (lo, hi]: 0.4 and 0.39 share the bin (1/3, 0.4]; 0.41 is in the next one
-    shared = calibration_set([(0.4, 10, 10), (0.39, 10, 0)])
-    assert plots.calibration_bins(*shared)[0][5] == 20
-    assert plots.expected_calibration_error(*shared) == pytest.approx(abs(0.5 - 0.395))
-    split = calibration_set([(0.41, 10, 10), (0.39, 10, 0)])
-    assert plots.expected_calibration_error(*split) == pytest.approx((0.59 + 0.39) / 2)
-
-
-def test_expected_calibration_error_matches_a_direct_loop():
-    evaluation = synthetic_evaluation(n=500)
-    confidence, predicted = evaluation.probabilities.double().max(1)
-    correct = (predicted == evaluation.labels).double()
-    total = 0.0
-    for b in range(15):
-        inside = (confidence > b / 15) & (confidence <= (b + 1) / 15)
-        if inside.any():
-            total += abs(correct[inside].mean() - confidence[inside].mean()).item() * inside.sum().item()
-    assert plots.expected_calibration_error(evaluation.probabilities, evaluation.labels) == pytest.approx(total / 500)
-    split = calibration_set([(0.41, 10, 10), (0.39, 10, 0)])
-    assert plots.expected_calibration_error(*split, bins=2) == pytest.approx(0.1)  # one bin (0, 0.5]: |0.5 - 0.4|
-
-
 def test_reliability_diagram_compares_before_and_after(tmp_path):
     evaluation = synthetic_evaluation(n=500)
     sharpened = (evaluation.probabilities.log() * 3).softmax(1)  # overconfident
@@ -253,7 +213,7 @@ def test_reliability_diagram_compares_before_and_after(tmp_path):
     curve_ax, count_ax = fig.axes
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     for name, probabilities in (('before', sharpened), ('after', evaluation.probabilities)):
-        ece = plots.expected_calibration_error(probabilities, evaluation.labels)
+        ece = evaluate.expected_calibration_error(probabilities, evaluation.labels)
         assert f'{name}: ECE {100 * ece:.2f}% (500 predictions)' in legend
     assert 'perfect calibration' in legend and '15 equal-width' in fig.get_suptitle()
     diagonal = [line for line in curve_ax.get_lines() if line.get_label() == 'perfect calibration'][0]

@@ -127,8 +127,8 @@ def test_mnist_image_passes_through_unchanged(model, mnist_test):
     assert np.array_equal(to_mnist(inverted), images[0])
     # what the model is given: exactly the training normalisation (data.normalize) of these images
     predictions = model.predict_batch(list(images[:20]))
-    expected = model.network(normalize(mnist_test[0][:20])).tolist()
-    assert [p.probabilities for p in predictions] == expected
+    expected = (model.network.logits(normalize(mnist_test[0][:20])).double() / model.temperature).softmax(1)
+    assert [p.probabilities for p in predictions] == expected.tolist()
 
 
 def test_drawings_of_any_size_and_place_read_like_mnist(model, mnist_test):
@@ -304,7 +304,7 @@ def test_readme_programmatic_examples_run(monkeypatch):
     with contextlib.redirect_stdout(out):
         for code in blocks:
             exec(code, {'__name__': '__readme__'})
-    assert re.search(r'^3 \(\d+\.\d%\)$', out.getvalue(), re.M), out.getvalue()  # docs/sample_digit.png is a 3
+    assert re.search(r'^3 \(\d+\.\d%, sure\)$', out.getvalue(), re.M), out.getvalue()  # docs/sample_digit.png is a 3
     assert '(first_layer): Linear(in_features=784, out_features=256' in out.getvalue()  # the library example
 
 
@@ -363,3 +363,42 @@ def test_no_checkpoint_says_how_to_train(tmp_path, monkeypatch, capsys):
     error = capsys.readouterr().err
     assert error.startswith(f'error: no trained model: {tmp_path / "shipped"} and {tmp_path} hold no checkpoint')
     assert '`python train.py`' in error and '--checkpoint' in error
+
+
+def test_predict_applies_the_checkpoint_temperature(model):
+    """probabilities = softmax(logits / T) with the checkpoint's T; the digit never changes with T."""
+    image = to_mnist(draw([SEVEN]))
+    logits = model.network.logits(normalize(torch.from_numpy(image[None]))).double()
+    calibrated = model.predict(image)
+    assert model.temperature != 1.0  # the shipped model is calibrated
+    assert calibrated.probabilities == pytest.approx((logits / model.temperature).softmax(1)[0].tolist(), abs=1e-9)
+    assert calibrated.energy == pytest.approx(-model.temperature * torch.logsumexp(logits / model.temperature, 1).item())
+    raw = predict.DigitClassifier(model.network, model.checkpoint, 1, 0.0, 0.0, model.device).predict(image)
+    assert raw.probabilities == pytest.approx(logits.softmax(1)[0].tolist(), abs=1e-9) and raw.digit == calibrated.digit
+    assert raw.confidence != pytest.approx(calibrated.confidence)
+
+
+def test_verdict_rules():
+    assert predict.verdict(0.95) == predict.SURE
+    assert predict.verdict(predict.SURE_PROBABILITY) == predict.SURE
+    assert predict.verdict(0.79) == predict.UNSURE
+    assert predict.verdict(0.999, not_a_digit=True) == predict.NOT_A_DIGIT
+
+
+def test_prediction_names_the_runner_up_and_judges_the_input(model):
+    image = to_mnist(draw([SEVEN]))
+    prediction = model.predict(image)
+    (first, _), (second, _) = prediction.top(2)
+    assert (prediction.digit, prediction.runner_up) == (first, second) and prediction.verdict == predict.SURE
+    wide = np.zeros((28, 28), np.uint8)
+    wide[10:18, 1:27] = 255  # ink 26 px wide and 8 tall: not one digit
+    assert predict.side_by_side(wide) and model.predict(wide).verdict == predict.NOT_A_DIGIT
+    pair = np.zeros((28, 28), np.uint8)
+    pair[8:22, 3:12] = pair[8:22, 14:24] = 255  # 21 wide, 14 tall, an empty column between: two things
+    assert predict.side_by_side(pair) and not predict.side_by_side(pair[:, :14])
+    joined = pair.copy()
+    joined[8, 12:14] = 255  # the same joined up: as wide as a wide 5
+    assert not predict.side_by_side(joined)
+    strict = predict.DigitClassifier(model.network, model.checkpoint, 1, 0.0, 0.0, model.device, model.temperature,
+                                     energy_limit=prediction.energy - 1)
+    assert strict.predict(image).verdict == predict.NOT_A_DIGIT  # an energy above the checkpoint's limit

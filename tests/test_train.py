@@ -416,3 +416,20 @@ def test_a_checkpoint_saved_before_init_from_and_extra_data_existed_still_resume
     checkpoint.save(tmp_path / 'last.pth', saved)
     resumed = train.train(epochs=2, checkpoint_dir=tmp_path, resume=str(tmp_path / 'last.pth'), **constant)
     assert list(resumed['history']['epoch']) == [1, 2]
+
+
+def test_the_best_checkpoint_is_calibrated_on_the_validation_split(tmp_path, quick, capsys):
+    """A finished run stores a temperature fitted on the validation split in its best checkpoint, which
+    predict then applies; the result's test evaluation uses it too."""
+    import evaluate
+    import predict
+    result = train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
+    saved = checkpoint.load(result['best_checkpoint'])
+    calibration = saved['calibration']
+    images, labels = quick['data']['val']
+    logits = evaluate.logits_of(checkpoint.build_model(saved), images)
+    assert calibration['split'] == 'val' and calibration['temperature'] == pytest.approx(
+        evaluate.fit_temperature(logits, labels))
+    assert calibration['nll_after'] <= calibration['nll_before']
+    assert predict.load_model(result['best_checkpoint']).temperature == calibration['temperature']
+    assert f'temperature {calibration["temperature"]:.3g}' in capsys.readouterr().out
