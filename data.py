@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/')
 DOWNLOAD_TIMEOUT = 15  # seconds a mirror may stay silent before the next is tried
@@ -269,3 +270,117 @@ def augment(images, max_shift=2.0, max_rotation=10.0, max_scale=0.1, background=
 
     upper = at(0).lerp_(at(1), fx)
     return upper.lerp_(at(framed_w).lerp_(at(framed_w + 1), fx), fy)
+
+
+def stroke_width(images, thicken=0.25, thin=0.25):
+    """Strokes of another width for a random part of a batch (N, C, H, W) normalised to [-1, 1]:
+    a share `thicken` of the images is blended towards its 3x3 max pool (ink is bright: wider
+    strokes), a share `thin` towards its 3x3 min pool (narrower), each by a random amount in
+    [0, 1], so widths vary smoothly instead of jumping by two pixels. People draw with brushes of
+    every width and MNIST's pens are few. Draws from torch's global generator."""
+    n = len(images)
+    u = torch.rand(n, device=images.device)
+    amount = torch.rand(n, 1, 1, 1, device=images.device, dtype=images.dtype)
+    wider = images.lerp(F.max_pool2d(images, 3, 1, 1), amount)
+    narrower = images.lerp(-F.max_pool2d(-images, 3, 1, 1), amount)
+    pick = u.view(n, 1, 1, 1)
+    return torch.where(pick < thicken, wider, torch.where(pick < thicken + thin, narrower, images))
+
+
+def elastic(images, displacement=2.0, grid=4, background=-1.0):
+    """A smooth random warp of each image (N, C, H, W): a displacement of up to `displacement`
+    pixels drawn independently at the nodes of a `grid` x `grid` lattice, interpolated bicubically
+    over the image (Simard et al. 2003's elastic distortions, with a coarse lattice standing in for
+    the Gaussian-smoothed field), sampled bilinearly; pixels from outside are `background`."""
+    n, c, h, w = images.shape
+    device, dtype = images.device, images.dtype
+    field = (torch.rand(n, 2, grid, grid, device=device, dtype=dtype) * 2 - 1) * displacement
+    field = F.interpolate(field, size=(h, w), mode='bicubic', align_corners=True)
+    ys = torch.linspace(-1, 1, h, device=device, dtype=dtype)
+    xs = torch.linspace(-1, 1, w, device=device, dtype=dtype)
+    base = torch.stack(torch.meshgrid(xs, ys, indexing='xy'), -1)          # (h, w, 2): x, y
+    scale = torch.tensor([2 / (w - 1), 2 / (h - 1)], device=device, dtype=dtype)
+    source = base + field.permute(0, 2, 3, 1) * scale                       # pixels -> [-1, 1]
+    return F.grid_sample(images - background, source, mode='bilinear', padding_mode='zeros',
+                         align_corners=True) + background
+
+
+def ink_box(images, threshold=0.0):
+    """(left, top, right, bottom) of each image's ink (pixels above `threshold`), float (N,) each,
+    in pixel coordinates; an image without ink gets the whole frame."""
+    ink = images[:, 0] > threshold
+    n, h, w = ink.shape
+    rows, cols = ink.any(2), ink.any(1)
+    empty = ~rows.any(1)
+    top = rows.float().argmax(1)
+    bottom = h - 1 - rows.flip(1).float().argmax(1)
+    left = cols.float().argmax(1)
+    right = w - 1 - cols.flip(1).float().argmax(1)
+    box = torch.stack([left, top, right, bottom]).to(images.dtype)
+    box[:, empty] = torch.tensor([0.0, 0.0, w - 1, h - 1], dtype=images.dtype, device=images.device)[:, None]
+    return box.unbind(0)
+
+
+def draw_segments(images, start, end, width):
+    """Anti-aliased line segments start -> end ((N, 2) pixel x, y), `width` (N,) pixels wide, drawn
+    as bright ink into a copy of the images (N, C, H, W) in [-1, 1]."""
+    n, c, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=images.device, dtype=images.dtype),
+                            torch.arange(w, device=images.device, dtype=images.dtype), indexing='ij')
+    p = torch.stack([xs, ys], -1).view(1, h, w, 2)
+    a, d = start.view(n, 1, 1, 2), (end - start).view(n, 1, 1, 2)
+    t = (((p - a) * d).sum(-1) / (d * d).sum(-1).clamp_min(1e-6)).clamp(0, 1)
+    distance = (p - a - t[..., None] * d).norm(dim=-1)                     # (n, h, w)
+    ink = (width.view(n, 1, 1) / 2 + 0.5 - distance).clamp(0, 1)
+    return torch.maximum(images, (ink * 2 - 1)[:, None])
+
+
+def add_styles(images, labels, share=0.3):
+    """Writing styles MNIST hardly has, drawn on the fly into a share of the images of their
+    class: a slash through zeros, a long flag at the top of ones (the continental one), a crossbar
+    on sevens. Each is one anti-aliased stroke 2-3 px wide placed from the image's ink box; only
+    the chosen images are touched (a few percent of a batch), so it costs little. Labels are
+    untouched. Draws from torch's global generator (the same number of draws for any labels)."""
+    n, _, h, w = images.shape
+    picked = torch.rand(n, device=labels.device) < share
+    draws = torch.rand(7, n, device=images.device, dtype=images.dtype)
+    out = images.clone()
+    for digit, style in ((0, slash), (1, flag), (7, crossbar)):
+        chosen = torch.nonzero(picked & (labels == digit))[:, 0]
+        if len(chosen):
+            r = draws[:, chosen]
+            start, end = style(images[chosen], *ink_box(images[chosen]), r)
+            out[chosen] = draw_segments(images[chosen], start, end, 2 + r[6])
+    return out
+
+
+def ink_row_centre(images, y):
+    """x of the centre of the ink on row y (N,) of each image: where to attach a stroke."""
+    row = images[torch.arange(len(images)), 0, y.round().long().clamp(0, images.shape[-2] - 1)] + 1
+    cols = torch.arange(images.shape[-1], device=images.device, dtype=images.dtype)
+    return (row * cols).sum(1) / row.sum(1).clamp_min(1e-6)
+
+
+def slash(images, left, top, right, bottom, r):
+    """A zero's slash: from near the lower left to near the upper right of the ink, overshooting a little."""
+    wide, tall = right - left + 1, bottom - top + 1
+    start = torch.stack([left + (r[0] * 0.35 - 0.1) * wide, bottom + (0.1 - r[1] * 0.35) * tall], 1)
+    end = torch.stack([right + (0.1 - r[2] * 0.35) * wide, top + (r[3] * 0.35 - 0.1) * tall], 1)
+    return start, end
+
+
+def flag(images, left, top, right, bottom, r):
+    """A continental one's flag: from the top of the stem down to the left, 30-60% of the height long,
+    17-52 degrees below the horizontal."""
+    angle, length = 0.3 + 0.6 * r[0], (0.3 + 0.3 * r[1]) * (bottom - top + 1)
+    x = ink_row_centre(images, top)
+    return torch.stack([x, top], 1), torch.stack([x - length * angle.cos(), top + length * angle.sin()], 1)
+
+
+def crossbar(images, left, top, right, bottom, r):
+    """A crossed seven's bar: across the stem 45-65% of the way down, 40-70% as wide as the digit
+    (at least 4 px), tilted by up to a pixel either way."""
+    y = top + (0.45 + 0.2 * r[0]) * (bottom - top + 1)
+    x = ink_row_centre(images, y)
+    half, tilt = (0.2 + 0.15 * r[1]) * (right - left + 1).clamp_min(10), r[2] * 2 - 1
+    return torch.stack([x - half, y + tilt], 1), torch.stack([x + half, y - tilt], 1)

@@ -344,3 +344,73 @@ def test_augment_equals_torchs_affine_grid_and_grid_sample(digits, shape, ranges
     ours = data.augment(images, *ranges)
     torch.manual_seed(1)
     assert torch.allclose(ours, library_warp(images, *ranges), atol=2e-5)
+
+
+def stroke_pixels(images):
+    """Ink pixels (above mid-grey) per image."""
+    return (images > 0).sum((1, 2, 3))
+
+
+@pytest.mark.parametrize('augmentation', [
+    lambda x, y: data.stroke_width(x, 0.4, 0.4), lambda x, y: data.elastic(x),
+    lambda x, y: data.add_styles(x, y, share=1.0)], ids=['stroke_width', 'elastic', 'add_styles'])
+def test_new_augmentations_keep_shape_dtype_range_and_are_seeded(digits, augmentation):
+    images, labels = digits
+    kept = labels.clone()
+    torch.manual_seed(3)
+    out = augmentation(images, labels)
+    torch.manual_seed(3)
+    assert torch.equal(augmentation(images, labels), out)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert out.min() >= -1 - 1e-5 and out.max() <= 1 + 1e-5
+    assert torch.equal(labels, kept)
+    assert not torch.equal(out, images)
+
+
+def test_stroke_width_thickens_and_thins(digits):
+    images, _ = digits
+    torch.manual_seed(0)
+    thick, thin = data.stroke_width(images, 1, 0), data.stroke_width(images, 0, 1)
+    assert (stroke_pixels(thick) >= stroke_pixels(images)).all()
+    assert (stroke_pixels(thin) <= stroke_pixels(images)).all()
+    assert stroke_pixels(thick).sum() > 1.2 * stroke_pixels(images).sum()
+    assert stroke_pixels(thin).sum() < 0.8 * stroke_pixels(images).sum()
+    assert torch.equal(data.stroke_width(images, 0, 0), images)
+
+
+def test_elastic_moves_ink_a_little_and_zero_displacement_changes_nothing(digits):
+    images, _ = digits
+    torch.manual_seed(0)
+    moved = centroids(data.elastic(images, displacement=2)) - centroids(images)
+    assert moved.abs().max() < 3 and moved.abs().mean() > 0.05  # bicubic interpolation may overshoot a little
+    assert torch.allclose(data.elastic(images, displacement=0), images, atol=1e-5)
+
+
+def test_ink_box_bounds_the_ink():
+    images = torch.full((2, 1, 28, 28), -1.0)
+    images[0, 0, 5:9, 10:20] = 1
+    left, top, right, bottom = data.ink_box(images)
+    assert (left[0], top[0], right[0], bottom[0]) == (10, 5, 19, 8)
+    assert (left[1], top[1], right[1], bottom[1]) == (0, 0, 27, 27)  # no ink: the whole frame
+
+
+def test_add_styles_draws_only_on_zeros_ones_and_sevens(digits):
+    images, labels = digits
+    torch.manual_seed(0)
+    out = data.add_styles(images, labels, share=1.0)
+    changed = (out - images).abs().amax((1, 2, 3)) > 0.5
+    styled = (labels == 0) | (labels == 1) | (labels == 7)
+    assert not changed[~styled].any()
+    assert changed[styled].float().mean() > 0.95
+    assert (out >= images - 1e-6).all()  # ink is only added, never erased
+    added = stroke_pixels(out)[styled] - stroke_pixels(images)[styled]
+    assert added.float().mean() > 8  # a stroke, not a speck
+    assert torch.equal(data.add_styles(images, labels, share=0.0), images)
+
+
+def test_draw_segments_draws_a_line_of_the_given_width():
+    blank = torch.full((1, 1, 28, 28), -1.0)
+    line = data.draw_segments(blank, torch.tensor([[4.0, 14.0]]), torch.tensor([[23.0, 14.0]]),
+                              torch.tensor([3.0]))
+    assert (line[0, 0, 13:16, 4:24] > 0.99).all() and (line[0, 0, :12] == -1).all()
+    assert (line[0, 0, 17:] == -1).all()
