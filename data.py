@@ -338,7 +338,8 @@ def draw_segments(images, start, end, width):
 def add_styles(images, labels, share=0.3):
     """Writing styles MNIST hardly has, drawn on the fly into a share of the images of their
     class: a slash through zeros, a long flag at the top of ones (the continental one), a crossbar
-    on sevens. Each is one anti-aliased stroke 2-3 px wide placed from the image's ink box; only
+    on sevens, each one anti-aliased stroke 2-3 px wide placed from the image's ink box; and fours
+    left open at the top (the stem above the bar erased). Only
     the chosen images are touched (a few percent of a batch), so it costs little. Labels are
     untouched. Draws from torch's global generator (the same number of draws for any labels)."""
     n, _, h, w = images.shape
@@ -351,6 +352,9 @@ def add_styles(images, labels, share=0.3):
             r = draws[:, chosen]
             start, end = style(images[chosen], *ink_box(images[chosen]), r)
             out[chosen] = draw_segments(images[chosen], start, end, 2 + r[6])
+    chosen = torch.nonzero(picked & (labels == 4))[:, 0]
+    if len(chosen):
+        out[chosen] = open_top(images[chosen], *ink_box(images[chosen]), draws[:, chosen])
     return out
 
 
@@ -384,3 +388,15 @@ def crossbar(images, left, top, right, bottom, r):
     x = ink_row_centre(images, y)
     half, tilt = (0.2 + 0.15 * r[1]) * (right - left + 1).clamp_min(10), r[2] * 2 - 1
     return torch.stack([x - half, y + tilt], 1), torch.stack([x + half, y - tilt], 1)
+
+
+def open_top(images, left, top, right, bottom, r):
+    """A four open at the top: the ink right of 50-65% of the width and above 35-50% of the height
+    (the upper part of the stem) erased, leaving the bar and the stem below it."""
+    h, w = images.shape[-2:]
+    x = left + (0.5 + 0.15 * r[0]) * (right - left + 1)
+    y = top + (0.35 + 0.15 * r[1]) * (bottom - top + 1)
+    cols = torch.arange(w, device=images.device, dtype=images.dtype)
+    rows = torch.arange(h, device=images.device, dtype=images.dtype)
+    erase = (cols >= x[:, None])[:, None, :] & (rows < y[:, None])[:, :, None]   # (n, h, w)
+    return images.masked_fill(erase[:, None], -1.0)
