@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 import checkpoint
 import nn
-from data import DataError, augment, batches, load_splits, normalize
+from data import DataError, add_styles, augment, batches, load_splits, normalize
 from evaluate import DRAWN_FILE, calibration, evaluate, logits_of
 from my_digits import load_drawings
 
@@ -56,7 +56,7 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
 }
 # what a resumed run may change; every other option is the recipe, taken from the checkpoint
 RESUMABLE = ('epochs', 'device', 'data_dir', 'checkpoint_dir', 'resume', 'dry_run', 'progress')
-ADDED_LATER = {'init_from': None, 'extra_data': None}  # options older checkpoints lack: absent means these
+ADDED_LATER = {'init_from': None, 'extra_data': None, 'styles': 0.0}  # options older checkpoints lack: absent means these
 EXTRA_SHARE = 0.1  # --extra-data's drawings, repeated, make up about this share of every epoch's images
 
 positive = (lambda v: v >= 1, 'must be at least 1')
@@ -85,6 +85,9 @@ class Config:
                                                       'choices': SCHEDULES})
     augment: bool = field(default=False, metadata={'help': 'random shifts (2 px), rotations (10 deg) and zooms (10%%) '
                                                     'of every training batch'})
+    styles: float = field(default=0.0, metadata={'help': 'share of the training 0s, 1s, 4s and 7s drawn in styles MNIST '
+                                                 'hardly has (slashed 0, flagged 1, open 4, crossed 7; data.add_styles)',
+                                                 'valid': (lambda v: 0 <= v <= 1, 'must be in [0, 1]')})
     label_smoothing: float = field(default=0.0, metadata={'help': 'mix this much of the uniform distribution '
                                                           'into the targets', 'valid': fraction})
     weight_decay: float = field(default=0.0, metadata={'help': 'decoupled weight decay (AdamW)', 'valid': not_negative})
@@ -248,7 +251,8 @@ class Run:
 def train_epoch(run, images, labels, epoch=1):
     """One pass over shuffled minibatches, with the rate of every step from run.lr_at. Returns mean
     loss, accuracy and the mean L2 norm of each weight's gradient, sampled every NORM_EVERY steps
-    (every step would cost ~5% of the epoch). With config.augment each batch is distorted by
+    (every step would cost ~5% of the epoch). With config.styles a share of some digits is redrawn
+    in other styles (data.add_styles), then with config.augment each batch is distorted by
     data.augment (loss and accuracy are then those of the distorted images). A loss that is not
     finite, or far above chance's, stops training with a TrainingError."""
     model, optimizer, criterion, batch_size = run.model, run.optimizer, run.criterion, run.config.batch_size
@@ -261,6 +265,8 @@ def train_epoch(run, images, labels, epoch=1):
     bar = tqdm(total=steps, desc=desc, disable=not run.config.progress, leave=False, unit='batch')
     for step, (x, y) in enumerate(batches(images, labels, batch_size, shuffle=True), 1):
         optimizer.lr = run.lr_at(first_step + step - 1)
+        if run.config.styles:
+            x = add_styles(x, y, run.config.styles)
         if run.config.augment:
             x = augment(x)
         logits = model.logits(x)

@@ -344,3 +344,47 @@ def test_augment_equals_torchs_affine_grid_and_grid_sample(digits, shape, ranges
     ours = data.augment(images, *ranges)
     torch.manual_seed(1)
     assert torch.allclose(ours, library_warp(images, *ranges), atol=2e-5)
+
+
+def test_add_styles_keeps_shape_dtype_range_and_labels_and_is_seeded(digits):
+    images, labels = digits
+    kept = labels.clone()
+    torch.manual_seed(3)
+    out = data.add_styles(images, labels, share=1.0)
+    torch.manual_seed(3)
+    assert torch.equal(data.add_styles(images, labels, share=1.0), out)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert out.min() >= -1 - 1e-5 and out.max() <= 1 + 1e-5
+    assert torch.equal(labels, kept)
+    assert not torch.equal(out, images)
+
+
+def test_ink_box_bounds_the_ink():
+    images = torch.full((2, 1, 28, 28), -1.0)
+    images[0, 0, 5:9, 10:20] = 1
+    left, top, right, bottom = data.ink_box(images)
+    assert (left[0], top[0], right[0], bottom[0]) == (10, 5, 19, 8)
+    assert (left[1], top[1], right[1], bottom[1]) == (0, 0, 27, 27)  # no ink: the whole frame
+
+
+def test_add_styles_changes_only_zeros_ones_fours_and_sevens(digits):
+    images, labels = digits
+    torch.manual_seed(0)
+    out = data.add_styles(images, labels, share=1.0)
+    changed = (out - images).abs().amax((1, 2, 3)) > 0.5
+    assert not changed[(labels != 0) & (labels != 1) & (labels != 4) & (labels != 7)].any()
+    styled = (labels == 0) | (labels == 1) | (labels == 7)
+    assert changed[styled].float().mean() > 0.95 and changed[labels == 4].float().mean() > 0.8
+    assert (out[labels == 4] <= images[labels == 4] + 1e-6).all()  # a four is only erased, never drawn on
+    assert (out[styled] >= images[styled] - 1e-6).all()  # ink is only added, never erased
+    added = (out[styled] > 0).sum((1, 2, 3)) - (images[styled] > 0).sum((1, 2, 3))  # ink pixels
+    assert added.float().mean() > 8  # a stroke, not a speck
+    assert torch.equal(data.add_styles(images, labels, share=0.0), images)
+
+
+def test_draw_segments_draws_a_line_of_the_given_width():
+    blank = torch.full((1, 1, 28, 28), -1.0)
+    line = data.draw_segments(blank, torch.tensor([[4.0, 14.0]]), torch.tensor([[23.0, 14.0]]),
+                              torch.tensor([3.0]))
+    assert (line[0, 0, 13:16, 4:24] > 0.99).all() and (line[0, 0, :12] == -1).all()
+    assert (line[0, 0, 17:] == -1).all()

@@ -210,7 +210,9 @@ def test_resuming_a_checkpoint_without_config_or_optimizer_entries_is_a_clear_er
     (['--dropout', '0.5'], 'error: Net has no dropout layer: use --model CNN or --dropout 0.0'),
     (['--device', 'nonsense'], 'error: --device nonsense: not a device name; this machine has cpu'),
     (['--device', 'cuda:99'], 'error: --device cuda:99: no such device here; this machine has cpu'),
-], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent'])
+    (['--styles', '1.5'], 'error: --styles 1.5: must be in [0, 1] and finite'),
+], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent',
+        'styles'])
 def test_bad_options_are_named_before_any_work(tmp_path, capsys, args, message):
     assert train.main([*args, '--data-dir', str(tmp_path / 'no-data'), '--checkpoint-dir', str(tmp_path / 'ck')]) == 1
     out, err = capsys.readouterr()
@@ -433,3 +435,13 @@ def test_the_best_checkpoint_is_calibrated_on_the_validation_split(tmp_path, qui
     assert calibration['nll_after'] <= calibration['nll_before']
     assert predict.load_model(result['best_checkpoint']).temperature == calibration['temperature']
     assert f'temperature {calibration["temperature"]:.3g}' in capsys.readouterr().out
+
+
+def test_styles_redraw_some_training_digits_and_are_recorded(tmp_path, quick, monkeypatch):
+    """--styles passes each training batch through data.add_styles, before data.augment."""
+    import data
+    calls = []
+    monkeypatch.setattr(train, 'add_styles', lambda x, y, share: calls.append(share) or data.add_styles(x, y, share))
+    result = train.train(epochs=1, styles=0.3, checkpoint_dir=tmp_path, **quick)
+    assert calls and set(calls) == {0.3}
+    assert checkpoint.load(result['best_checkpoint'])['config']['styles'] == 0.3
