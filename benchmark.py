@@ -25,6 +25,7 @@ import time
 import torch
 
 import nn
+from checkpoint import ROOT
 from data import batches, extract, load_splits
 from train import Config, resolve_device, train
 
@@ -191,7 +192,7 @@ def main():
     parser.add_argument('--repeats', type=int, default=5, help='runs of each implementation, alternating')
     parser.add_argument('--cnn-steps', type=int, default=60, help='CNN training steps per run')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ... or 'auto'")
-    parser.add_argument('--data-dir', default='data', help='folder holding MNIST/raw/')
+    parser.add_argument('--data-dir', default=ROOT / 'data', help='folder holding MNIST/raw/ (default: data/ beside this file)')
     parser.add_argument('--skip-mlp', action='store_true', help='skip the MLP epoch table')
     parser.add_argument('--skip-cnn', action='store_true', help='skip the CNN step table')
     parser.add_argument('--skip-original', action='store_true', help='skip (c), the slow one')

@@ -18,11 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image, ImageDraw
 
+import predict
+from checkpoint import ROOT
+from data import load_mnist, load_splits
 from nn import log_softmax
 
 DIGITS = list(range(10))
-DRAWN_FILE = Path(__file__).resolve().parent / 'data' / 'drawn_digits' / 'uji_digits.json.gz'
+DRAWN_FILE = ROOT / 'data' / 'drawn_digits' / 'uji_digits.json.gz'
 HALVES = {'dev': ('W01', 'W30'), 'test': ('W31', 'W60')}  # writers: choose on dev, report test as well
 ENERGY_QUANTILE = 0.998  # of the validation images stay below the energy limit. Chosen on the drawn dev half:
                          # with predict.side_by_side, 99.8% (CNN) and 98.8% (MLP) of the dev digits are shown as
@@ -225,11 +229,10 @@ def on_canvas(strokes, size=DRAWN_SIZE):
     """Tablet strokes as a person draws them in the app: scaled, keeping the aspect, so the longer side
     spans `size` pixels (whatever the tablet's resolution), centred on the canvas, in whole pixels as
     mouse events are."""
-    from predict import CANVAS
     points = np.concatenate([np.asarray(stroke, dtype=np.float64) for stroke in strokes])
     low, high = points.min(0), points.max(0)
     scale = size / max((high - low).max(), 1)
-    offset = (CANVAS - (high - low) * scale) / 2
+    offset = (predict.CANVAS - (high - low) * scale) / 2
     return [[tuple(int(v) for v in np.rint((np.asarray(p) - low) * scale + offset)) for p in stroke]
             for stroke in strokes]
 
@@ -238,7 +241,6 @@ def read_drawn(model, digits, pipeline='strokes', brush=None, size=DRAWN_SIZE, w
     """Predictions for drawn digits placed on the canvas by `on_canvas`, read the way the app reads them:
     'strokes', the points redrawn at MNIST's scale (predict.strokes_to_mnist, `width` px of 28), or
     'image', the canvas drawn with a `brush`-pixel brush (predict.draw_strokes) prepared like a file."""
-    import predict
     drawings = [on_canvas(d['strokes'], size) for d in digits]
     if pipeline == 'strokes':
         inputs = [predict.strokes_to_mnist(s, width or predict.STROKE_WIDTH) for s in drawings]
@@ -281,8 +283,6 @@ def negatives(digits, count=200, seed=0):
 def contact_sheet(digits, predictions, brush=None, size=DRAWN_SIZE, columns=8):
     """The mistakes as one image: for each, the drawing as on the canvas, the model's 28x28 input, and
     'true -> predicted (confidence)' with the writer."""
-    import predict
-    from PIL import Image, ImageDraw
     cell, side = 112, 28 * 4
     wrong = [(d, p) for d, p in zip(digits, predictions) if p.digit != d['label']]
     rows = max(1, -(-len(wrong) // columns))
@@ -318,7 +318,6 @@ def uncalibrated(probabilities, temperature):
 
 def verdict_shares(predictions):
     """The share of each verdict (predict.SURE, UNSURE, NOT_A_DIGIT) among predictions."""
-    import predict
     return {v: sum(p.verdict == v for p in predictions) / max(1, len(predictions))
             for v in (predict.SURE, predict.UNSURE, predict.NOT_A_DIGIT)}
 
@@ -337,7 +336,6 @@ def honesty_report(name, predictions, labels, temperature):
 def negatives_report(model, digits, count=200, seed=0):
     """How the drawings that are not one digit (`negatives`, pairs made of `digits`) are shown: the share of
     each kind shown as a confident digit (verdict sure), unsure, not a digit, or too small to read."""
-    import predict
     lines = [f'not one digit ({count} of each kind, seed {seed}):']
     for kind, drawings in negatives(digits, count, seed).items():
         inputs = []
@@ -353,10 +351,9 @@ def negatives_report(model, digits, count=200, seed=0):
     return '\n'.join(lines)
 
 
-def calibration_report(model, data_dir='data', figure=None):
+def calibration_report(model, data_dir=ROOT / 'data', figure=None):
     """MNIST test before and after the model's temperature: NLL, ECE and, to `figure`, the reliability diagram;
     and how the test digits are shown (verdicts), read as image files."""
-    from data import load_mnist, load_splits
     images, labels = load_splits(data_dir)['test']
     before = evaluate(model.network, images, labels)
     after = evaluate(model.network, images, labels, temperature=model.temperature)
@@ -396,7 +393,6 @@ def main(argv=None):
     parser.add_argument('--limit', type=int, help='only N digits of each half, spread over it (a quick look)')
     parser.add_argument('--sheet', metavar='FILE.png', help="save the mistakes of both halves as a contact sheet")
     args = parser.parse_args(argv)
-    import predict
     if args.drawn is None and not args.calibration:
         parser.error('say what to evaluate: --drawn (the drawn-digits benchmark), --calibration, or both')
     if args.figure and not args.calibration:

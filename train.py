@@ -94,8 +94,9 @@ class Config:
     preset: str = field(default=None, metadata={'help': 'a named recipe (flags given as well override it): '
                                                 + ', '.join(f'{k} {v}' for k, v in PRESETS.items() if v),
                                                 'choices': tuple(PRESETS)})
-    data_dir: str = field(default='data', metadata={'help': 'folder holding MNIST/raw/'})
-    checkpoint_dir: str = field(default='model_checkpoints', metadata={'help': 'where checkpoints and the history CSV go'})
+    data_dir: str = field(default=str(checkpoint.ROOT / 'data'), metadata={'help': 'folder holding MNIST/raw/'})
+    checkpoint_dir: str = field(default=str(checkpoint.RUNS_DIR), metadata={
+        'help': 'where checkpoints and the history CSV go (the app and predict.py look there)'})
     val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection',
                                                   'valid': not_negative})
     select_on: str = field(default='val', metadata={'help': 'split that picks the best checkpoint (test: as the original did)',

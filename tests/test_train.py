@@ -90,7 +90,7 @@ def test_cli_help_states_every_default():
     for flag, default in [('--epochs EPOCHS', '30'), ('--batch-size BATCH_SIZE', '64'), ('--lr LR', '0.001'),
                           ('--seed SEED', '0'), ('--device DEVICE', 'auto'), ('--init {xavier,he}', 'xavier'),
                           ('--schedule {constant,cosine,onecycle}', 'cosine'),
-                          ('--data-dir DATA_DIR', 'data'), ('--checkpoint-dir CHECKPOINT_DIR', 'model_checkpoints'),
+                          ('--data-dir DATA_DIR', ROOT / 'data'), ('--checkpoint-dir CHECKPOINT_DIR', ROOT / 'model_checkpoints'),
                           ('--val-size VAL_SIZE', '5000'), ('--resume RESUME', 'None'), ('--dry-run', 'False')]:
         assert f'(default: {default})' in out.split(flag, 1)[1].split(' --', 1)[0], flag
 
