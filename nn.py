@@ -401,11 +401,17 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     """Maximum over k x k windows (stride defaults to k; sizes round down, as PyTorch's).
 
-    Forward takes the windows as a view (Tensor.unfold over the channels-last layout, so the
-    output keeps it) and reduces them in two steps, over kernel columns then kernel rows; each
-    step keeps the first maximum, so together they pick the first in row-major order, as
-    PyTorch does on ties. Backward sends each window's gradient to that pixel with one
-    scatter_add over flat pixel indices (overlapping windows add up)."""
+    The CNN's 2 x 2 windows with stride 2 take a fast path: the four pixels of every window are
+    four strided views of the channels-last input, compared pairwise (left with right in each
+    row, then top row with bottom row). Three 0/1 masks record each comparison's winner,
+    and backward routes the gradient through them with a few whole-tensor multiplies: no index
+    arithmetic, no scatter, about a third of the general path's time.
+
+    Other sizes take the windows as a view (Tensor.unfold over the channels-last layout, so the
+    output keeps it) and reduce them in two steps, over kernel columns then kernel rows. Both
+    paths keep the first maximum in row-major order, as PyTorch does on ties. Backward sends
+    each window's gradient to that pixel with one scatter_add over flat pixel indices
+    (overlapping windows add up)."""
 
     def __init__(self, kernel_size=2, stride=None):
         self.kernel_size, self.stride = kernel_size, stride or kernel_size
@@ -416,6 +422,8 @@ class MaxPool2d(Module):
                              f'{self.kernel_size}, got {tuple(x.shape)}')
         k, s = self.kernel_size, self.stride
         n, c, h, w = x.shape
+        if k == s == 2:
+            return self.forward_2x2(x)
         windows = x.permute(0, 2, 3, 1).unfold(1, k, s).unfold(2, k, s)   # (n, ho, wo, c, k, k), a view
         row_max, col = windows.max(5)                                     # (n, ho, wo, c, k)
         out, row = row_max.max(4)                                         # (n, ho, wo, c)
@@ -434,12 +442,52 @@ class MaxPool2d(Module):
         if not input_grad:
             return None
         n, c, h, w = saved['input_shape']
+        if 'lower' in saved:
+            return self.backward_2x2(grad_out, **saved)
         grad_in = grad_out.new_zeros(n, h * w, c)
         grad_in.scatter_add_(1, saved['index'], grad_out.permute(0, 2, 3, 1).reshape(n, -1, c))
         return grad_in.view(n, h, w, c).permute(0, 3, 1, 2)
 
+    @staticmethod
+    def corners(image):
+        """The top-left, top-right, bottom-left and bottom-right pixels of every 2 x 2 window of
+        a channels-last (n, h, w, c) image, each an (n, h // 2, w // 2, c) view."""
+        n, h, w, c = image.shape
+        windows = image[:, :h - h % 2, :w - w % 2].unflatten(2, (w // 2, 2)).unflatten(1, (h // 2, 2))
+        return [windows[:, :, i, :, j] for i in (0, 1) for j in (0, 1)]
+
+    def forward_2x2(self, x):
+        top_left, top_right, bottom_left, bottom_right = self.corners(x.permute(0, 2, 3, 1))
+        top, bottom = torch.maximum(top_left, top_right), torch.maximum(bottom_left, bottom_right)
+        masks = None
+        if self.training:  # strictly greater: on ties the left, then the top, pixel wins
+            masks = {'right_top': greater(top_right, top_left), 'right_bottom': greater(bottom_right, bottom_left),
+                     'lower': greater(bottom, top)}
+        self.save_for_backward(input_shape=x.shape, **(masks or {}))
+        return torch.maximum(top, bottom).permute(0, 3, 1, 2)
+
+    def backward_2x2(self, grad_out, input_shape, right_top, right_bottom, lower):
+        n, c, h, w = input_shape
+        # zeros only where the windows leave a last odd row or column uncovered
+        grad_in = (grad_out.new_zeros if h % 2 or w % 2 else grad_out.new_empty)(n, h, w, c)
+        top_left, top_right, bottom_left, bottom_right = self.corners(grad_in)
+        g = grad_out.permute(0, 2, 3, 1)
+        g_bottom = g * lower
+        g_top = g - g_bottom
+        for g_row, right, left_pixel, right_pixel in ((g_top, right_top, top_left, top_right),
+                                                      (g_bottom, right_bottom, bottom_left, bottom_right)):
+            torch.mul(g_row, right, out=right_pixel)
+            torch.sub(g_row, right_pixel, out=left_pixel)
+        return grad_in.permute(0, 3, 1, 2)
+
     def extra_repr(self):
         return f'kernel_size={self.kernel_size}, stride={self.stride}'
+
+
+def greater(a, b):
+    """a > b as 0.0/1.0 in a's dtype, a mask to multiply gradients by: a product of floats with
+    a bool mask converts it element by element, about ten times slower on a CPU."""
+    return torch.gt(a, b, out=a.new_empty(a.shape))
 
 
 class Dropout(Module):
