@@ -548,8 +548,11 @@ class BatchNorm(Module):
         if count < 2:
             raise ValueError(f'{type(self).__name__} in training needs more than one value per channel, '
                              f'got input {tuple(x.shape)}; use a larger batch or model.eval()')
-        # one pass for both statistics (Welford's), where mean then squared deviations took four
-        var, mean = torch.var_mean(x, [d for d in range(x.dim()) if d != 1], correction=0)
+        # var = E[x^2] - E[x]^2 from two plain sums over each channel's values: var_mean's Welford
+        # reduction over the batch takes 10-20x as long on a CPU. (The clamp guards against a
+        # rounding error turning a near-zero variance negative.)
+        mean = channel_sum(x) / count
+        var = (channel_sum(x * x) / count - mean * mean).clamp_min_(0)
         self.running_mean.lerp_(mean, self.momentum)
         self.running_var.lerp_(var * (count / (count - 1)), self.momentum)
         inv_std = (var + self.eps).rsqrt().view(shape)
