@@ -333,13 +333,12 @@ class Net(Classifier):
 class Conv2d(Module):
     """2-D convolution (cross-correlation, as PyTorch's) on (N, C, H, W), weight (out, in, k, k).
 
-    Forward is im2col in channels-last order: the input is copied once into a padded (N, H, W, C)
-    buffer, every k x k patch becomes a row of (kernel row, kernel column, channel) values
-    (Tensor.unfold, no Python loop over pixels), and one matrix product (N*Ho*Wo, C*k*k) x
-    (C*k*k, out) with the bias added in the same call applies all filters to the whole batch.
-    The result is returned as an (N, out, Ho, Wo) view of (N, Ho, Wo, out) memory, the layout
-    the next convolution, pooling and batch norm read fastest; element-wise ops keep it.
-    Backward is two more matrix products, and col2im adds the patch gradients back into the
+    Forward is im2col: every k x k patch of the zero-padded input becomes a column of (kernel
+    row, kernel column, channel) values, copied once (Tensor.unfold, no Python loop over pixels),
+    and one matrix product with the bias added in the same call applies all filters to the
+    whole batch. The result is returned as an (N, out, Ho, Wo) view of (N, Ho, Wo, out) memory,
+    the layout the next convolution, pooling and batch norm read fastest; element-wise ops keep
+    it. Backward is two more matrix products, and col2im adds the patch gradients back into the
     image with one strided slice per kernel offset (k*k of them, each of C contiguous values per
     pixel). init as in Linear, with fan-in in*k*k and fan-out out*k*k."""
 
@@ -357,18 +356,31 @@ class Conv2d(Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'{self!r} expects input (N, {self.in_channels}, H, W), got {tuple(x.shape)}')
         check_dtype(x, self.weight)
-        k, s, p = self.kernel_size, self.stride, self.padding
+        k, p = self.kernel_size, self.padding
         n, c, h, w = x.shape
         if h + 2 * p < k or w + 2 * p < k:
             raise ValueError(f'{self!r}: input {h}x{w} with padding {p} is smaller than the kernel')
-        padded = x.new_zeros(n, h + 2 * p, w + 2 * p, c)
-        padded[:, p:p + h, p:p + w] = x.permute(0, 2, 3, 1)
-        patches = padded.unfold(1, k, s).unfold(2, k, s)          # (n, ho, wo, c, k, k), a view
-        ho, wo = patches.shape[1:3]
-        cols = patches.permute(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)  # the one im2col copy
-        out = torch.addmm(self.bias.data, cols, self.patch_weight().t())
-        self.save_for_backward(cols=cols, padded_shape=padded.shape)
+        cols, (ho, wo) = self.im2col(x)
+        out = torch.addmm(self.bias.data, cols.t(), self.patch_weight().t())
+        self.save_for_backward(cols=cols, input_shape=x.shape)
         return out.view(n, ho, wo, self.out_channels).permute(0, 3, 1, 2)
+
+    def im2col(self, x):
+        """The patches as a (k*k*C, N*Ho*Wo) matrix, and (Ho, Wo). The copy runs along whichever
+        is longer: each pixel's C channels (channels-last patches, returned transposed, a view),
+        or, for few channels (conv1's one would be copied a float at a time), each output row."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        n, c, h, w = x.shape
+        ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        if c >= wo:
+            padded = x.new_zeros(n, h + 2 * p, w + 2 * p, c)
+            padded[:, p:p + h, p:p + w] = x.permute(0, 2, 3, 1)
+            patches = padded.unfold(1, k, s).unfold(2, k, s)          # (n, ho, wo, c, k, k), a view
+            return patches.permute(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c).t(), (ho, wo)
+        padded = x.new_zeros(n, c, h + 2 * p, w + 2 * p)
+        padded[:, :, p:p + h, p:p + w] = x
+        patches = padded.unfold(2, k, s).unfold(3, k, s)              # (n, c, ho, wo, k, k), a view
+        return patches.permute(4, 5, 1, 0, 2, 3).reshape(k * k * c, -1), (ho, wo)
 
     def patch_weight(self):
         """The weight as (out, k*k*in), in the (kernel row, kernel column, channel) order of a patch."""
@@ -379,18 +391,18 @@ class Conv2d(Module):
         n, _, ho, wo = grad_out.shape
         k, s, p = self.kernel_size, self.stride, self.padding
         g = grad_out.permute(0, 2, 3, 1).reshape(n * ho * wo, self.out_channels)  # a view in channels-last
-        # cols^T g, not g^T cols: the same product, about twice as fast for a tall, narrow g
-        grad_weight = torch.mm(saved['cols'].t(), g).view(k, k, self.in_channels, self.out_channels)
+        # cols g, not g^T cols^T: the same product, about twice as fast for a tall, narrow g
+        grad_weight = torch.mm(saved['cols'], g).view(k, k, self.in_channels, self.out_channels)
         self.weight.grad.copy_(grad_weight.permute(3, 2, 0, 1))
         torch.sum(g, 0, out=self.bias.grad)
         if not input_grad:
             return None
         grad_cols = torch.mm(g, self.patch_weight()).view(n, ho, wo, k, k, self.in_channels)
-        grad_padded = grad_out.new_zeros(saved['padded_shape'])
+        h, w = saved['input_shape'][2:]
+        grad_padded = grad_out.new_zeros(n, h + 2 * p, w + 2 * p, self.in_channels)
         for i in range(k):
             for j in range(k):
                 grad_padded[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s] += grad_cols[:, :, :, i, j]
-        h, w = saved['padded_shape'][1] - 2 * p, saved['padded_shape'][2] - 2 * p
         return grad_padded[:, p:p + h, p:p + w].permute(0, 3, 1, 2)
 
     def extra_repr(self):
