@@ -348,7 +348,7 @@ class DigitApp:
                 name = Path(self.shown_file).name
                 source = f'in {name}' if len(name) <= 16 else f'in {name[:15]}…'
             self.digit.configure(text=str(prediction.digit), foreground=TEXT, style='Digit.TLabel')
-            self.confidence.configure(text=f'{prediction.confidence:.1%} confident\n{source}')
+            self.confidence.configure(text=f'{percent(prediction.confidence)} confident\n{source}')
             highlight = {prediction.digit: ACCENT}
             echo = f'{prediction.digit} {prediction.confidence:.1%}'
         elif verdict == UNSURE:
@@ -372,12 +372,22 @@ class DigitApp:
             x0, y0, _, y1 = self.chart.coords(bar)
             self.chart.coords(bar, x0, y0, x0 + BAR_LENGTH * p, y1)
             self.chart.itemconfigure(bar, fill=highlight.get(d, BAR))
-            self.chart.itemconfigure(label, text=f'{p:.1%}' if prediction else '')
+            self.chart.itemconfigure(label, text=percent(p) if prediction else '')
         size = 28 * PREVIEW_SCALE
         self.preview_photo = ImageTk.PhotoImage(model_input.resize((size, size), Image.NEAREST))
         self.preview.configure(image=self.preview_photo)
         if self.echo:
             print(f'shown: {echo}', flush=True)
+
+
+def percent(p):
+    """A probability as the window shows it: one decimal, but never a rounded "100.0%" or "0.0%" that
+    the model did not say (a calibrated model is seldom that sure)."""
+    if 0.999 <= p < 1:
+        return '>99.9%'
+    if 0 < p < 0.001:
+        return '<0.1%'
+    return f'{p:.1%}'
 
 
 def main(argv=None):
