@@ -222,28 +222,28 @@ def first_layer_weights(weight, activity=None, columns=16):
     """Each unit's weight vector (a row of `weight`, 784 long) as a 28x28 image: red where a
     bright pixel raises the unit's input, blue where it lowers it, every tile scaled to its own
     largest |weight| so that weak units show their pattern too. With `activity` (the share of
-    images each unit fires on), dead units are crossed out."""
+    images each unit fires on), dead units are shown as grey tiles: whatever their weights, they
+    take no part in any prediction."""
     weight = weight.detach().float().cpu().reshape(len(weight), 28, 28)
+    dead = set() if activity is None else set((torch.as_tensor(activity) == 0).nonzero().flatten().tolist())
     rows, size = -(-len(weight) // columns), 29  # a one-pixel gap between tiles
     mosaic = np.full((rows * size - 1, columns * size - 1), np.nan)
     scaled = (weight / weight.abs().amax((1, 2), keepdim=True).clamp_min(1e-12)).numpy()
+    fig = Figure(figsize=(9, 8 * rows / columns + 0.5), layout='constrained')
+    ax = fig.subplots()
     for i, tile in enumerate(scaled):
         r, c = divmod(i, columns)
-        mosaic[r * size:r * size + 28, c * size:c * size + 28] = tile
-    fig = Figure(figsize=(10.5, 9 * rows / columns + 0.6), layout='constrained')
-    ax = fig.subplots()
+        if i in dead:
+            ax.add_patch(Rectangle((c * size - 0.5, r * size - 0.5), 28, 28, facecolor='0.82', edgecolor='none'))
+        else:
+            mosaic[r * size:r * size + 28, c * size:c * size + 28] = tile
     cmap = matplotlib.colormaps['RdBu_r'].copy()
-    cmap.set_bad('white')
-    image = ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation='nearest')
-    dead = [] if activity is None else (torch.as_tensor(activity) == 0).nonzero().flatten().tolist()
-    for i in dead:
-        r, c = divmod(i, columns)
-        ax.plot([c * size - 0.5, c * size + 27.5], [r * size - 0.5, r * size + 27.5], color='0.2', linewidth=1)
-        ax.plot([c * size - 0.5, c * size + 27.5], [r * size + 27.5, r * size - 0.5], color='0.2', linewidth=1)
+    cmap.set_bad((0, 0, 0, 0))  # gaps and dead tiles: transparent, over the white or grey beneath
+    image = ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation='nearest', zorder=2)
     ax.set_axis_off()
     fig.colorbar(image, ax=ax, shrink=0.6, label="weight / the unit's largest |weight|")
     fig.suptitle(f'The {len(weight)} weight vectors of the first layer as 28x28 images'
-                 + (f' ({len(dead)} dead units crossed out)' if activity is not None else ''))
+                 + (f'\n{len(dead)} dead units (never active on the images given) in grey' if activity is not None else ''))
     return fig
 
 
