@@ -237,8 +237,7 @@ def first_layer_weights(weight, activity=None, columns=16):
             ax.add_patch(Rectangle((c * size - 0.5, r * size - 0.5), 28, 28, facecolor='0.82', edgecolor='none'))
         else:
             mosaic[r * size:r * size + 28, c * size:c * size + 28] = tile
-    cmap = matplotlib.colormaps['RdBu_r'].copy()
-    cmap.set_bad((0, 0, 0, 0))  # gaps and dead tiles: transparent, over the white or grey beneath
+    cmap = matplotlib.colormaps['RdBu_r'].with_extremes(bad=(0, 0, 0, 0))  # gaps, dead tiles: see-through
     image = ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation='nearest', zorder=2)
     ax.set_axis_off()
     fig.colorbar(image, ax=ax, shrink=0.6, label="weight / the unit's largest |weight|")
