@@ -99,17 +99,17 @@ def summary(results):
 
 def compare(results, a, b, what=''):
     """One sentence comparing recipes a and b from the rows: means +- standard deviations, the
-    difference of the means, and whether every seed of one lies beyond every seed of the other."""
+    difference of the means, and in how many of the pairs (a run of a, a run of b) a scored higher."""
     test = {r: 100 * results.loc[results['recipe'] == r, 'test_acc'] for r in (a, b)}
-    difference = test[a].mean() - test[b].mean()
-    if test[a].min() > test[b].max() or test[a].max() < test[b].min():
-        above, below = (a, b) if difference > 0 else (b, a)
-        spread = f'every {above} run above every {below} run'
+    pairs = [(x > y) - (x < y) for x in test[a].round(6) for y in test[b].round(6)]
+    if pairs.count(1) == len(pairs):
+        spread = f'every {a} run above every {b} run'
     else:
-        spread = 'the runs overlap: no clear difference'
+        spread = (f'{a} above {b} in {pairs.count(1)} of the {len(pairs)} pairs of runs'
+                  + (f', tied in {pairs.count(0)}' if pairs.count(0) else ''))
     return (f'{what + ": " if what else ""}{a} {test[a].mean():.2f} \u00b1 {test[a].std():.2f}% vs '
             f'{b} {test[b].mean():.2f} \u00b1 {test[b].std():.2f}% ({len(test[a])} and {len(test[b])} seeds): '
-            f'{difference:+.2f} points; {spread}')
+            f'{test[a].mean() - test[b].mean():+.2f} points; {spread}')
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
