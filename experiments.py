@@ -45,7 +45,8 @@ def machine():
         return torch.cuda.get_device_name()
     names = [line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
              if line.startswith('model name')] if Path('/proc/cpuinfo').exists() else []
-    return f'{names[0] if names else platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
+    threads = torch.get_num_threads()
+    return f'{names[0] if names else platform.processor() or platform.machine()}, {threads} thread{"s" * (threads > 1)}'
 
 
 def run(recipe, seed, splits, verbose=False, **options):

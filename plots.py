@@ -204,7 +204,7 @@ def experiments(results):
         for value, seed in zip(test, runs['seed']):
             ax.annotate(f'{seed}', (value, i + 0.18), xytext=(0, 5), textcoords='offset points', ha='center',
                         fontsize=8, color=f'C{i}')
-        ax.annotate(f'{mean:.2f} \u00b1 {std:.2f}%  ({len(test)} seeds)', (mean + std, i), xytext=(10, 0),
+        ax.annotate(f'{mean:.2f} \u00b1 {std:.2f}%  ({len(test)} seeds)', (mean + std, i), xytext=(16, 0),
                     textcoords='offset points', va='center', fontsize=10)
     low, high = ax.get_xlim()
     ax.set_xlim(low, high + 0.35 * (high - low))
