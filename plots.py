@@ -165,6 +165,108 @@ def gradient_norms(history):
     return fig
 
 
+@figure
+def learning_rates(curves, history=None):
+    """The learning rate of every step, in epochs: `curves` maps a name to the per-step rates
+    (train.learning_rate of each step); the rates `history` recorded (each epoch's first step)
+    as points on top."""
+    fig = Figure(figsize=(10, 3.8), layout='constrained')
+    ax = fig.subplots()
+    for i, (name, rates) in enumerate(curves.items()):
+        rates = np.asarray(rates, dtype=float)
+        ax.plot(np.arange(len(rates)) / len(rates) * (len(history) if history is not None else 1), rates,
+                color=f'C{i}', linewidth=2, label=name)
+    if history is not None:
+        ax.plot(history['epoch'] - 1, history['lr'], 'o', color='black', markersize=4,
+                label="recorded in the history (each epoch's first step)")
+    ax.set(title='Learning rate over the run', ylabel='learning rate', ylim=(0, None),
+           xlabel='epochs trained' if history is not None else 'share of the run')
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
+    ax.legend(loc='lower left')
+    return fig
+
+
+@figure
+def experiments(results):
+    """Test accuracy of repeated runs: every seed's run as a point, and each recipe's mean with
+    one standard deviation (n - 1) either side, written beside it. `results`: the rows of
+    experiments.run_all (columns recipe, seed, test_acc)."""
+    recipes = list(dict.fromkeys(results['recipe']))
+    fig = Figure(figsize=(10, 1.2 + 0.9 * len(recipes)), layout='constrained')
+    ax = fig.subplots()
+    for i, recipe in enumerate(recipes):
+        runs = results[results['recipe'] == recipe]
+        test = 100 * runs['test_acc'].to_numpy()
+        mean, std = test.mean(), test.std(ddof=1) if len(test) > 1 else 0.0
+        ax.errorbar(mean, i, xerr=std, fmt='D', color='black', markersize=7, capsize=6, zorder=3)
+        ax.scatter(test, np.full(len(test), i) + 0.18, color=f'C{i}', s=40, zorder=2,
+                   label=None)
+        for value, seed in zip(test, runs['seed']):
+            ax.annotate(f'{seed}', (value, i + 0.18), xytext=(0, 5), textcoords='offset points', ha='center',
+                        fontsize=8, color=f'C{i}')
+        ax.annotate(f'{mean:.2f} \u00b1 {std:.2f}%  ({len(test)} seeds)', (mean + std, i), xytext=(16, 0),
+                    textcoords='offset points', va='center', fontsize=10)
+    low, high = ax.get_xlim()
+    ax.set_xlim(low, high + 0.35 * (high - low))
+    ax.set(yticks=range(len(recipes)), yticklabels=recipes, ylim=(len(recipes) - 0.5, -0.6),
+           xlabel='test accuracy of the best-by-validation checkpoint (%)',
+           title='Recipes over seeds: each run (dot, seed above it), mean \u00b1 standard deviation (diamond, bar)')
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
+    return fig
+
+
+# ---------------------------------------------------------------- what the network learned
+
+@figure
+def first_layer_weights(weight, activity=None, columns=16):
+    """Each unit's weight vector (a row of `weight`, 784 long) as a 28x28 image: red where a
+    bright pixel raises the unit's input, blue where it lowers it, every tile scaled to its own
+    largest |weight| so that weak units show their pattern too. With `activity` (the share of
+    images each unit fires on), dead units are shown as grey tiles: whatever their weights, they
+    take no part in any prediction."""
+    weight = weight.detach().float().cpu().reshape(len(weight), 28, 28)
+    dead = set() if activity is None else set((torch.as_tensor(activity) == 0).nonzero().flatten().tolist())
+    rows, size = -(-len(weight) // columns), 29  # a one-pixel gap between tiles
+    mosaic = np.full((rows * size - 1, columns * size - 1), np.nan)
+    scaled = (weight / weight.abs().amax((1, 2), keepdim=True).clamp_min(1e-12)).numpy()
+    fig = Figure(figsize=(9, 8 * rows / columns + 0.5), layout='constrained')
+    ax = fig.subplots()
+    for i, tile in enumerate(scaled):
+        r, c = divmod(i, columns)
+        if i in dead:
+            ax.add_patch(Rectangle((c * size - 0.5, r * size - 0.5), 28, 28, facecolor='0.82', edgecolor='none'))
+        else:
+            mosaic[r * size:r * size + 28, c * size:c * size + 28] = tile
+    cmap = matplotlib.colormaps['RdBu_r'].with_extremes(bad=(0, 0, 0, 0))  # gaps, dead tiles: see-through
+    image = ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation='nearest', zorder=2)
+    ax.set_axis_off()
+    fig.colorbar(image, ax=ax, shrink=0.6, label="weight / the unit's largest |weight|")
+    fig.suptitle(f'The {len(weight)} weight vectors of the first layer as 28x28 images'
+                 + (f'\n{len(dead)} dead units (never active on the images given) in grey' if activity is not None else ''))
+    return fig
+
+
+@figure
+def unit_activity(activities):
+    """How often each ReLU unit fires: per layer, its units ranked by the share of images they
+    are active on, one line per model (e.g. {'trained': ..., 'at initialisation': ...}, each as
+    internals.relu_activity returns it). Dead units are the line's stretch at 0 on the left."""
+    layers = list(next(iter(activities.values())))
+    fig = Figure(figsize=(11, 4), layout='constrained')
+    axes = fig.subplots(1, len(layers), squeeze=False)[0]
+    for ax, layer in zip(axes, layers):
+        for i, (name, activity) in enumerate(activities.items()):
+            share = np.sort(np.asarray(activity[layer]))
+            dead = int((share == 0).sum())
+            ax.plot(np.arange(1, len(share) + 1), 100 * share, color=f'C{i}', linewidth=2,
+                    label=f'{name}: {dead} dead')
+        ax.set(title=layer, xlabel='units, ranked by activity', ylabel='images the unit is active on (%)',
+               ylim=(-2, 102), xlim=(0, len(share) + 1))
+        ax.legend(loc='upper left')
+    fig.suptitle('How often each ReLU unit fires on the validation images')
+    return fig
+
+
 # ---------------------------------------------------------------- evaluation
 
 @figure

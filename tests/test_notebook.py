@@ -1,31 +1,91 @@
-"""train_model.ipynb runs top to bottom, headless, as a quick run (1 epoch on 2,000 images)."""
+"""train_model.ipynb: runs top to bottom, headless, as a quick run (1 epoch on 2,000 images), checks
+its gradients and writes no file of the repository; the README quotes its committed run."""
+import re
+import subprocess
 import sys
 
+import nbformat
 import pandas as pd
 import papermill
 
-from checkpoint import ROOT
+from conftest import DATA_DIR, ROOT
 
+NOTEBOOK = ROOT / 'train_model.ipynb'
 FIGURES = ['final_training_history.png', 'final_combined_metrics.png', 'final_gradient_norms.png',
-           'confusion_matrix.png', 'prediction_distribution.png', 'sample_predictions.png']
+           'learning_rate.png', 'relu_units.png', 'first_layer_weights.png', 'confusion_matrix.png',
+           'prediction_distribution.png', 'sample_predictions.png', 'confident_mistakes.png', 'experiments.png',
+           'cnn_training_history.png', 'cnn_combined_metrics.png', 'cnn_confusion_matrix.png',
+           'cnn_confident_mistakes.png']
+
+
+def repository_files():
+    """(path, size, mtime) of every tracked file and every untracked one git does not ignore."""
+    listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    return {(name, (ROOT / name).stat().st_size, (ROOT / name).stat().st_mtime_ns)
+            for name in filter(None, listed.split('\0')) if (ROOT / name).is_file()}
+
+
+def test_notebook_defaults_save_nothing_tracked():
+    """Run as it stands, the notebook only shows its figures; the committed ones come from
+    `-p plots_dir training_plots`; its checkpoints go where git ignores them; it reads the cached
+    experiments instead of retraining them."""
+    defaults = {name: p['default'] for name, p in papermill.inspect_notebook(NOTEBOOK).items()}
+    assert defaults['plots_dir'] == 'None' and defaults['rerun_experiments'] == 'False', defaults
+    checkpoint_dir = defaults['checkpoint_dir'].strip('\'"')
+    ignored = subprocess.run(['git', 'check-ignore', '-q', f'{checkpoint_dir}/best_model.pth'], cwd=ROOT)
+    assert ignored.returncode == 0, f'{checkpoint_dir} is not ignored by git'
+    injected = [cell for cell in nbformat.read(NOTEBOOK, as_version=4).cells
+                if 'injected-parameters' in cell.metadata.get('tags', [])]
+    assert not injected, 'the committed notebook keeps the cell where papermill set its parameters: ' + injected[0].source
 
 
 def test_notebook_quick_run(tmp_path):
     plots_dir, checkpoint_dir = tmp_path / 'plots', tmp_path / 'checkpoints'
+    before = repository_files()
     executed = papermill.execute_notebook(
-        ROOT / 'train_model.ipynb', tmp_path / 'executed.ipynb', cwd=ROOT, kernel_name='python3',
-        progress_bar=False, parameters={'quick': True, 'data_dir': str(ROOT / 'data'),
-                                        'plots_dir': str(plots_dir), 'checkpoint_dir': str(checkpoint_dir)})
+        NOTEBOOK, tmp_path / 'executed.ipynb', cwd=ROOT, kernel_name='python3', progress_bar=False,
+        parameters={'quick': True, 'data_dir': str(DATA_DIR), 'plots_dir': str(plots_dir),
+                    'checkpoint_dir': str(checkpoint_dir)})
 
     # 'python3' resolves to the interpreter running the tests, where the project's packages are
     printed = ''.join(out.get('text', '') for cell in executed.cells for out in cell.get('outputs', []))
     assert f'({sys.executable})' in printed, 'the notebook ran under another Python than the tests'
 
-    for name in FIGURES + ['confident_mistakes.png']:
+    check = [cell for cell in executed.cells if 'internals.check_gradients(' in cell.source]
+    assert len(check) == 1, 'the notebook has no finite-difference check cell'
+    check_output = ''.join(out.get('text', '') for out in check[0].outputs)
+    assert 'finite-difference check passed: largest relative error' in check_output, check_output
+
+    for name in FIGURES:
         assert (plots_dir / name).read_bytes().startswith(b'\x89PNG'), name
     assert list(checkpoint_dir.glob('best_model_epoch_1_acc_*.pth'))
 
     report = pd.read_csv(plots_dir / 'classification_report.csv', index_col='class')
     assert report.loc['accuracy', 'support'] == 10_000
-    # one epoch on 2,000 images measured 0.84 test accuracy; chance is 0.10
+    # one epoch on 2,000 images measured 0.80 test accuracy; chance is 0.10
     assert report.loc['accuracy', 'f1-score'] > 0.75
+
+    changed = before ^ repository_files()
+    assert not changed, f'the notebook changed files of the repository: {sorted({name for name, *_ in changed})}'
+
+
+def printed_lines(pattern):
+    """The matches of `pattern` in what the committed notebook's cells printed, in cell order."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    printed = '\n'.join(out.get('text', '') for cell in notebook.cells if cell.cell_type == 'code'
+                        for out in cell.outputs)
+    return re.findall(pattern, printed)
+
+
+def test_the_readme_quotes_the_committed_notebook_run():
+    """The README's sentences about the notebook's run state what its committed outputs print."""
+    readme = ' '.join((ROOT / 'README.md').read_text().split())
+    (accuracy, _), = printed_lines(r'test accuracy (\d+\.\d\d)% \(([\d,]+) of 10,000\)')
+    assert f'**{accuracy}% on the 10,000 test images**' in readme, accuracy
+    mistakes, share, median = printed_lines(r'(\d+) mistakes: (\d+)% of them with more than 95% confidence; '
+                                            r'median confidence of a mistake ([\d.]+)%')[0]  # the MLP's, then the CNN's
+    assert f'{share}% of its {mistakes} mistakes with more than 95% confidence' in readme, (share, mistakes)
+    assert f'median confidence of a mistake is {median}%' in readme, median
+    (dead, units), = printed_lines(r'first_activation: (\d+) of (\d+) units dead after training')
+    assert f'{dead} of the {units} first-layer units are dead' in readme, dead

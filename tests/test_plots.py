@@ -230,3 +230,48 @@ def test_data_figures(tmp_path):
     fig = saved(plots.class_balance({'train': labels, 'test': labels[:10]}, path=tmp_path / 'b.png'),
                 tmp_path / 'b.png')
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ['training (40)', 'test (10)']
+
+
+def test_learning_rates_puts_every_step_on_the_epoch_axis(tmp_path):
+    history = synthetic_history()
+    steps = np.linspace(1e-3, 0, 60, endpoint=False)  # 10 steps per epoch
+    fig = saved(plots.learning_rates({'decay': steps, 'flat': [1e-3] * 60}, history, path=tmp_path / 'lr.png'),
+                tmp_path / 'lr.png')
+    decay, flat, recorded = fig.axes[0].get_lines()
+    assert decay.get_xdata()[10] == 1 and decay.get_xdata()[-1] == pytest.approx(5.9)  # step 10 starts epoch 2
+    assert list(recorded.get_xdata()) == [0, 1, 2, 3, 4, 5] and fig.axes[0].get_xlabel() == 'epochs trained'
+
+
+def test_experiments_shows_each_seed_and_the_mean_and_standard_deviation(tmp_path):
+    results = pd.DataFrame({'recipe': ['a'] * 3 + ['b'] * 3, 'seed': [0, 1, 2] * 2,
+                            'test_acc': [0.97, 0.98, 0.99, 0.99, 0.99, 0.99]})
+    fig = saved(plots.experiments(results, path=tmp_path / 'e.png'), tmp_path / 'e.png')
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert '98.00 ± 1.00%  (3 seeds)' in texts and '99.00 ± 0.00%  (3 seeds)' in texts  # std with n - 1
+    assert [label.get_text() for label in ax.get_yticklabels()] == ['a', 'b']
+    points = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 3])
+    assert sorted(points[:, 0].round(6)) == [97, 98, 99, 99, 99, 99]  # every seed's run, in percent
+
+
+def test_first_layer_weights_greys_out_dead_units(tmp_path):
+    weight = torch.randn(32, 784, generator=torch.Generator().manual_seed(0))
+    activity = torch.full((32,), 0.5)
+    activity[[3, 17]] = 0
+    fig = saved(plots.first_layer_weights(weight, activity, columns=8, path=tmp_path / 'w.png'), tmp_path / 'w.png')
+    ax = fig.axes[0]
+    mosaic = np.ma.filled(ax.get_images()[0].get_array().astype(float), np.nan)  # gaps and dead tiles: NaN
+    assert mosaic.shape == (4 * 29 - 1, 8 * 29 - 1)
+    assert np.isnan(mosaic[0:28, 3 * 29:3 * 29 + 28]).all() and not np.isnan(mosaic[0:28, 0:28]).any()
+    assert np.nanmax(abs(mosaic)) == pytest.approx(1)  # each tile scaled to its own largest |weight|
+    assert len(ax.patches) == 2 and '2 dead units' in fig.get_suptitle()
+
+
+def test_unit_activity_ranks_units_and_counts_the_dead(tmp_path):
+    trained = {'first': torch.tensor([0.0, 0.0, 0.5, 1.0]), 'second': torch.tensor([0.2, 0.1])}
+    initial = {'first': torch.tensor([0.5, 0.5, 0.5, 0.5]), 'second': torch.tensor([0.0, 0.3])}
+    fig = saved(plots.unit_activity({'trained': trained, 'init': initial}, path=tmp_path / 'u.png'), tmp_path / 'u.png')
+    first, second = fig.axes
+    assert list(first.get_lines()[0].get_ydata()) == [0, 0, 50, 100]
+    assert [t.get_text() for t in first.get_legend().get_texts()] == ['trained: 2 dead', 'init: 0 dead']
+    assert [t.get_text() for t in second.get_legend().get_texts()] == ['trained: 0 dead', 'init: 1 dead']
