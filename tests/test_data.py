@@ -344,3 +344,18 @@ def test_augment_equals_torchs_affine_grid_and_grid_sample(digits, shape, ranges
     ours = data.augment(images, *ranges)
     torch.manual_seed(1)
     assert torch.allclose(ours, library_warp(images, *ranges), atol=2e-5)
+
+
+def test_non_digits_are_seeded_inked_drawings_in_range():
+    """The synthetic non-digits: normalised like MNIST, every one inked and spread over MNIST's 20x20 box,
+    the same for the same seed and others for another."""
+    images = data.non_digits(40, torch.Generator().manual_seed(1))
+    assert images.shape == (40, 1, 28, 28) and images.dtype == torch.float32
+    assert images.min() == -1 and images.max() <= 1
+    ink = images[:, 0] > 0
+    assert (ink.flatten(1).sum(1) >= 15).all()
+    rows, cols = ink.any(2), ink.any(1)
+    span = lambda hit: 28 - hit.int().argmax(1) - hit.flip(1).int().argmax(1)
+    assert (torch.maximum(span(rows), span(cols)) >= 17).all()  # the longer side fills the 20x20 box
+    assert torch.equal(images, data.non_digits(40, torch.Generator().manual_seed(1)))
+    assert not torch.equal(images, data.non_digits(40, torch.Generator().manual_seed(2)))
