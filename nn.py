@@ -668,8 +668,11 @@ class CrossEntropyLoss:
 
     Works on logits through log-softmax, so logits of any magnitude give a finite loss, and
     the gradient is the fused (softmax - target) / N. label_smoothing mixes the one-hot target
-    with the uniform distribution, as torch's option of that name. Not a layer (a Module): it
-    takes two arguments, and its backward none, so a model never collects it as a child."""
+    with the uniform distribution, as torch's option of that name. A target of -1 means "none
+    of the classes" (outlier exposure, Hendrycks et al. 2019): that row's target is the uniform
+    distribution, so a scribble trained this way teaches the model to be unsure, not to pick a
+    digit. Not a layer (a Module): it takes two arguments, and its backward none, so a model
+    never collects it as a child."""
 
     def __init__(self, label_smoothing=0.0):
         self.label_smoothing = label_smoothing
@@ -677,16 +680,15 @@ class CrossEntropyLoss:
     def __call__(self, logits, targets):
         log_p = log_softmax(logits)
         self.probs, self.targets = log_p.exp(), targets
-        nll = -log_p.gather(1, targets[:, None]).mean()
-        if not self.label_smoothing:
-            return nll
-        return (1 - self.label_smoothing) * nll - self.label_smoothing * log_p.mean()
+        # each row's target: one_hot * weight + uniform * (1 - weight); weight 0 for the -1 rows
+        self.weight = (targets >= 0).to(log_p.dtype) * (1 - self.label_smoothing)
+        picked = log_p.gather(1, targets.clamp(min=0)[:, None])[:, 0]
+        return -(self.weight * picked + (1 - self.weight) * log_p.mean(1)).mean()
 
     def backward(self):
         n, c = self.probs.shape
-        eps = self.label_smoothing
-        grad = self.probs - eps / c
-        grad[torch.arange(n, device=grad.device), self.targets] -= 1 - eps
+        grad = self.probs - ((1 - self.weight) / c)[:, None]
+        grad[torch.arange(n, device=grad.device), self.targets.clamp(min=0)] -= self.weight
         return grad / n
 
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 import checkpoint
 import nn
-from data import DataError, add_styles, augment, batches, load_splits, normalize
+from data import DataError, add_styles, augment, batches, load_splits, non_digits, normalize
 from evaluate import DRAWN_FILE, calibration, evaluate, logits_of
 from my_digits import load_drawings
 
@@ -56,8 +56,9 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
 }
 # what a resumed run may change; every other option is the recipe, taken from the checkpoint
 RESUMABLE = ('epochs', 'device', 'data_dir', 'checkpoint_dir', 'resume', 'dry_run', 'progress')
-ADDED_LATER = {'init_from': None, 'extra_data': None, 'styles': 0.0}  # options older checkpoints lack: absent means these
+ADDED_LATER = {'init_from': None, 'extra_data': None, 'styles': 0.0, 'non_digits': 0.0}  # options older checkpoints lack: absent means these
 EXTRA_SHARE = 0.1  # --extra-data's drawings, repeated, make up about this share of every epoch's images
+NON_DIGIT_BANK = 5000  # synthetic non-digits rendered once per run (~1 ms each); batches sample and distort them
 
 positive = (lambda v: v >= 1, 'must be at least 1')
 not_negative = (lambda v: v >= 0, 'must be 0 or more')
@@ -91,6 +92,10 @@ class Config:
     label_smoothing: float = field(default=0.0, metadata={'help': 'mix this much of the uniform distribution '
                                                           'into the targets', 'valid': fraction})
     weight_decay: float = field(default=0.0, metadata={'help': 'decoupled weight decay (AdamW)', 'valid': not_negative})
+    non_digits: float = field(default=0.0, metadata={
+        'help': 'outlier exposure: add this many synthetic non-digits (scribbles, strokes, hatching; data.non_digits) '
+                'per digit to every training batch, trained towards the uniform distribution, so that a scribble '
+                'is not shown as a confident digit', 'valid': fraction})
     preset: str = field(default=None, metadata={'help': 'a named recipe (flags given as well override it): '
                                                 + ', '.join(f'{k} {v}' for k, v in PRESETS.items() if v),
                                                 'choices': tuple(PRESETS)})
@@ -241,6 +246,7 @@ class Run:
     start_epoch: int = 1
     written_best: Path = None  # the best file this process wrote in this run's folder: the only one it may delete
     resume_from: str = None    # the latest checkpoint to continue from
+    non_digits: torch.Tensor = None  # the bank of synthetic non-digits batches draw from (--non-digits)
 
     def __post_init__(self):
         self.criterion = nn.CrossEntropyLoss(self.config.label_smoothing)
@@ -254,7 +260,9 @@ def train_epoch(run, images, labels, epoch=1):
     loss, accuracy and the mean L2 norm of each weight's gradient, sampled every NORM_EVERY steps
     (every step would cost ~5% of the epoch). With config.styles a share of some digits is redrawn
     in other styles (data.add_styles), then with config.augment each batch is distorted by
-    data.augment (loss and accuracy are then those of the distorted images). A loss that is not
+    data.augment (loss and accuracy are then those of the distorted images). With config.non_digits
+    each batch gets round(non_digits * batch) images of run.non_digits, distorted, with target -1 (the
+    uniform distribution): the loss is the mixed batch's, the accuracy the digits'. A loss that is not
     finite, or far above chance's, stops training with a TrainingError."""
     model, optimizer, criterion, batch_size = run.model, run.optimizer, run.criterion, run.config.batch_size
     desc, first_step = f'epoch {epoch}/{run.config.epochs}', (epoch - 1) * run.steps_per_epoch
@@ -270,12 +278,16 @@ def train_epoch(run, images, labels, epoch=1):
             x = add_styles(x, y, run.config.styles)
         if run.config.augment:
             x = augment(x)
+        extra = round(run.config.non_digits * len(y))
+        if extra:
+            picked = torch.randint(len(run.non_digits), (extra,), device=y.device)
+            x = torch.cat([x, augment(run.non_digits.index_select(0, picked))])
         logits = model.logits(x)
-        loss = criterion(logits, y)
+        loss = criterion(logits, torch.cat([y, y.new_full((extra,), -1)]) if extra else y)
         model.backward(criterion.backward(), input_grad=False)
         optimizer.step()
         loss_sum += loss * len(y)
-        correct += (logits.argmax(1) == y).sum()
+        correct += (logits[:len(y)].argmax(1) == y).sum()
         if step % NORM_EVERY == 1:
             norm_sum += torch.stack([torch.linalg.vector_norm(p.grad) for _, p in weights])
         bar.update()
@@ -427,6 +439,11 @@ def start(config, saved, device, train_images):
         print(f'Starting a new run from the weights of {config.init_from}')
     run = Run(config, model, nn.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
               math.ceil(train_images / config.batch_size))
+    if config.non_digits:  # the same bank for a run and its resumption: its own seeded generator
+        tic = time.perf_counter()
+        run.non_digits = non_digits(NON_DIGIT_BANK, torch.Generator().manual_seed(config.seed)).to(device)
+        print(f'Rendered {NON_DIGIT_BANK:,} synthetic non-digits in {time.perf_counter() - tic:.1f}s; each batch '
+              f'adds {config.non_digits:g} of its size of them, with the uniform distribution as target')
     if config.dry_run:
         run.start_epoch, config.epochs = 1, 1
     if saved:

@@ -388,3 +388,18 @@ def test_draw_segments_draws_a_line_of_the_given_width():
                               torch.tensor([3.0]))
     assert (line[0, 0, 13:16, 4:24] > 0.99).all() and (line[0, 0, :12] == -1).all()
     assert (line[0, 0, 17:] == -1).all()
+
+
+def test_non_digits_are_seeded_inked_drawings_in_range():
+    """The synthetic non-digits: normalised like MNIST, every one inked and spread over MNIST's 20x20 box,
+    the same for the same seed and others for another."""
+    images = data.non_digits(40, torch.Generator().manual_seed(1))
+    assert images.shape == (40, 1, 28, 28) and images.dtype == torch.float32
+    assert images.min() == -1 and images.max() <= 1
+    ink = images[:, 0] > 0
+    assert (ink.flatten(1).sum(1) >= 15).all()
+    rows, cols = ink.any(2), ink.any(1)
+    span = lambda hit: 28 - hit.int().argmax(1) - hit.flip(1).int().argmax(1)
+    assert (torch.maximum(span(rows), span(cols)) >= 17).all()  # the longer side fills the 20x20 box
+    assert torch.equal(images, data.non_digits(40, torch.Generator().manual_seed(1)))
+    assert not torch.equal(images, data.non_digits(40, torch.Generator().manual_seed(2)))

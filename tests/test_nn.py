@@ -131,6 +131,27 @@ def test_cross_entropy_is_stable_for_huge_logits(scale):
     assert rel_err(grad, lr.grad) < 1e-6
 
 
+@pytest.mark.parametrize('label_smoothing', [0.0, 0.1])
+def test_cross_entropy_target_minus_one_is_the_uniform_distribution(label_smoothing):
+    """-1 rows (outlier exposure) against torch's soft targets: uniform for them, the smoothed
+    one-hot for the others, the mean over all rows; loss and gradient."""
+    logits = torch.randn(12, 10) * 3
+    y = torch.randint(0, 10, (12,))
+    y[[0, 4, 5, 11]] = -1
+    criterion = nn.CrossEntropyLoss(label_smoothing)
+    loss = criterion(logits, y)
+    grad = criterion.backward()
+    soft = F.one_hot(y.clamp(min=0), 10).double() * (1 - label_smoothing) + label_smoothing / 10
+    soft[y < 0] = 1 / 10
+    lr = logits.clone().requires_grad_()
+    ref = F.cross_entropy(lr, soft)
+    ref.backward()
+    assert abs(loss.item() - ref.item()) < 1e-12
+    assert rel_err(grad, lr.grad) < 1e-10
+    all_outliers = nn.CrossEntropyLoss(label_smoothing)(logits, torch.full((12,), -1))
+    assert abs(all_outliers.item() - (-logits.log_softmax(1).mean()).item()) < 1e-12
+
+
 def test_cross_entropy_in_float32_with_huge_logits():
     logits = (torch.randn(8, 10) * 1e4).float()
     criterion = nn.CrossEntropyLoss()

@@ -213,6 +213,11 @@ def test_resuming_a_checkpoint_without_config_or_optimizer_entries_is_a_clear_er
     (['--styles', '1.5'], 'error: --styles 1.5: must be in [0, 1] and finite'),
 ], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent',
         'styles'])
+
+
+    (['--non-digits', '1'], 'error: --non-digits 1.0: must be in [0, 1) and finite'),
+], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent',
+        'non-digits'])
 def test_bad_options_are_named_before_any_work(tmp_path, capsys, args, message):
     assert train.main([*args, '--data-dir', str(tmp_path / 'no-data'), '--checkpoint-dir', str(tmp_path / 'ck')]) == 1
     out, err = capsys.readouterr()
@@ -445,3 +450,23 @@ def test_styles_redraw_some_training_digits_and_are_recorded(tmp_path, quick, mo
     result = train.train(epochs=1, styles=0.3, checkpoint_dir=tmp_path, **quick)
     assert calls and set(calls) == {0.3}
     assert checkpoint.load(result['best_checkpoint'])['config']['styles'] == 0.3
+
+
+def test_non_digits_train_record_the_option_and_resume_exactly(tmp_path, quick, monkeypatch, capsys):
+    """--non-digits adds synthetic non-digits with the uniform target to every batch (the mixed loss is then
+    above a plain run's), is recorded in the checkpoint, and a run stopped and resumed is the uninterrupted one."""
+    monkeypatch.setattr(train, 'NON_DIGIT_BANK', 200)  # a small bank keeps the test quick
+    options = dict(quick, non_digits=0.25, epochs=2)
+    full = train.train(checkpoint_dir=tmp_path / 'full', **options)
+    assert 'Rendered 200 synthetic non-digits' in capsys.readouterr().out
+    assert checkpoint.load(tmp_path / 'full' / 'last.pth')['config']['non_digits'] == 0.25
+    train_interrupted(2, checkpoint_dir=tmp_path / 'split', **options)
+    resumed = train.train(checkpoint_dir=tmp_path / 'split', resume=str(tmp_path / 'split' / 'last.pth'),
+                          **{k: v for k, v in options.items() if k != 'non_digits'})
+    a, b = (checkpoint.load(tmp_path / run / 'last.pth')['model'] for run in ('full', 'split'))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    columns = ['train_loss', 'train_acc', 'val_acc']
+    assert full['history'][columns].equals(resumed['history'][columns])
+    plain = train.train(checkpoint_dir=tmp_path / 'plain', **dict(options, non_digits=0.0))['history']
+    assert (full['history']['train_loss'] > plain['train_loss']).all()
+    assert full['history']['train_acc'].iloc[-1] > 0.8  # of the digits: of all rows, it could not pass 1 / 1.25
