@@ -19,6 +19,7 @@ import argparse
 from collections import OrderedDict
 import platform
 import statistics
+import sys
 import tempfile
 import time
 
@@ -26,8 +27,8 @@ import torch
 
 import nn
 from checkpoint import ROOT
-from data import batches, extract, load_splits
-from train import Config, resolve_device, train
+from data import DataError, batches, extract, load_splits
+from train import Config, TrainingError, resolve_device, train
 
 CNN_CONFIG = {'channels': (32, 64), 'hidden': 128, 'dropout': 0.25, 'init': 'he'}  # cnn-best's network
 CNN_RECIPE = {'batch_size': 128, 'lr': 3e-3, 'weight_decay': 1e-4, 'label_smoothing': 0.1}
@@ -199,10 +200,13 @@ def main():
     parser.add_argument('--skip-full-run', action='store_true', help='skip timing the 30-epoch default run')
     parser.add_argument('--profile', action='store_true', help='also print operator profiles of the from-scratch steps')
     args = parser.parse_args()
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+        images, labels = load_splits(args.data_dir, device=device)['train']
+    except (DataError, TrainingError) as e:
+        sys.exit(f'error: {e}')
 
     print(f'Machine: {machine(device)}')
-    images, labels = load_splits(args.data_dir, device=device)['train']
     torch.manual_seed(0)
     mlp = {'batch_size': 64, 'lr': 1e-3, 'weight_decay': 0.0, 'label_smoothing': 0.0}
     epoch = list(batches(images, labels, 64, shuffle=True))
