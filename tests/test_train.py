@@ -211,13 +211,9 @@ def test_resuming_a_checkpoint_without_config_or_optimizer_entries_is_a_clear_er
     (['--device', 'nonsense'], 'error: --device nonsense: not a device name; this machine has cpu'),
     (['--device', 'cuda:99'], 'error: --device cuda:99: no such device here; this machine has cpu'),
     (['--styles', '1.5'], 'error: --styles 1.5: must be in [0, 1] and finite'),
-], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent',
-        'styles'])
-
-
     (['--non-digits', '1'], 'error: --non-digits 1.0: must be in [0, 1) and finite'),
 ], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent',
-        'non-digits'])
+        'styles', 'non-digits'])
 def test_bad_options_are_named_before_any_work(tmp_path, capsys, args, message):
     assert train.main([*args, '--data-dir', str(tmp_path / 'no-data'), '--checkpoint-dir', str(tmp_path / 'ck')]) == 1
     out, err = capsys.readouterr()
