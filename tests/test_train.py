@@ -402,7 +402,7 @@ def test_extra_data_that_cannot_be_used_is_named(tmp_path, quick, make, message)
 
 @pytest.mark.parametrize('options, message', [
     ({'resume': 'x.pth'}, r'--init-from starts a new run .* --resume continues a run .* pass only one of them'),
-    ({'model': 'CNN'}, r'mlp\.pth is a --model Net, --init xavier model: its architecture is kept; drop --model'),
+    ({'model': 'CNN'}, r'mlp\.pth is a --model Net, --init he model: its architecture is kept; drop --model'),
     ({'val_size': 6000}, r'--val-size 6000: .*mlp\.pth held out only 5000 validation images'),
 ], ids=['with-resume', 'other-model', 'larger-val'])
 def test_init_from_refuses_what_would_contradict_it(tmp_path, options, message):
