@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 import predict
 from checkpoint import ROOT
-from data import load_mnist, load_splits
+from data import load_mnist, normalize
 from nn import log_softmax
 
 DIGITS = list(range(10))
@@ -354,14 +354,15 @@ def negatives_report(model, digits, count=200, seed=0):
 def calibration_report(model, data_dir=ROOT / 'data', figure=None):
     """MNIST test before and after the model's temperature: NLL, ECE and, to `figure`, the reliability diagram;
     and how the test digits are shown (verdicts), read as image files."""
-    images, labels = load_splits(data_dir)['test']
+    raw, labels = load_mnist(data_dir)['test']  # read once: normalised for the network, raw as files
+    images = normalize(raw)
     before = evaluate(model.network, images, labels)
     after = evaluate(model.network, images, labels, temperature=model.temperature)
     lines = [f'MNIST test ({len(labels):,} images), accuracy {after.accuracy:.2%}:']
     for name, result in (('before (T = 1)', before), (f'after (T = {model.temperature:.3g})', after)):
         lines.append(f'  {name}: ECE (15 bins) {expected_calibration_error(result.probabilities, labels):.2%}, '
                      f'NLL {result.loss:.4f}')
-    shares = verdict_shares(model.predict_batch(list(load_mnist(data_dir)['test'][0].numpy())))  # as files
+    shares = verdict_shares(model.predict_batch(list(raw.numpy())))  # as files
     lines.append('  shown as: ' + ', '.join(f'{v} {s:.2%}' for v, s in shares.items()))
     if figure:
         from plots import reliability_diagram
