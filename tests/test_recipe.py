@@ -53,7 +53,7 @@ def test_presets_fill_in_a_recipe_and_explicit_options_win():
 
 
 def test_recipe_options_are_checked():
-    with pytest.raises(ValueError, match='Net has no dropout layer: use --model CNN or --dropout 0.0'):
+    with pytest.raises(ValueError, match='Net takes no --dropout: use --model CNN or --dropout 0.0'):
         train.check_config(train.Config(dropout=0.5))
     with pytest.raises(ValueError, match=r'--label-smoothing 1.5: must be in \[0, 1\)'):
         train.check_config(train.Config(label_smoothing=1.5))
@@ -84,3 +84,15 @@ def test_short_cnn_run_on_real_mnist_beats_a_floor(tmp_path, short_test_split):
     assert result['test'].accuracy >= 0.975
     assert result['history']['lr'].iloc[0] < train.PRESETS['cnn-best']['lr']  # one-cycle starts low
     assert checkpoint.load(result['best_checkpoint'])['config']['model'] == 'CNN'
+
+
+def test_a_cnn_of_other_widths_trains_saves_and_is_read_by_predict(tmp_path, short_test_split):
+    """--channels and --hidden reach the network, the checkpoint records them, and predict rebuilds it."""
+    import predict
+    result = train.train(model='CNN', channels=(8, 16), hidden=32, train_subset=256, batch_size=64, epochs=1,
+                         checkpoint_dir=tmp_path, data=short_test_split, **TINY)
+    saved = checkpoint.load(result['best_checkpoint'])
+    assert saved['architecture']['config']['channels'] == (8, 16) and saved['config']['hidden'] == 32
+    reader = predict.load_model(result['best_checkpoint'])
+    assert reader.network.conv2.out_channels == 16 and reader.network.hidden_layer.weight.shape == (32, 16 * 7 * 7)
+    assert train.make_config(**train.parse_args(['--model', 'CNN', '--channels', '8,16'])).channels == (8, 16)

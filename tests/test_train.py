@@ -207,13 +207,18 @@ def test_resuming_a_checkpoint_without_config_or_optimizer_entries_is_a_clear_er
     (['--lr', 'inf'], 'error: --lr inf: must be positive and finite'),
     (['--train-subset', '-50000'], 'error: --train-subset -50000: must be 0 or more'),
     (['--init', 'glorot'], 'error: --init glorot: choose one of xavier, he'),
-    (['--dropout', '0.5'], 'error: Net has no dropout layer: use --model CNN or --dropout 0.0'),
+    (['--dropout', '0.5'], 'error: Net takes no --dropout: use --model CNN or --dropout 0.0'),
     (['--device', 'nonsense'], 'error: --device nonsense: not a device name; this machine has cpu'),
     (['--device', 'cuda:99'], 'error: --device cuda:99: no such device here; this machine has cpu'),
     (['--styles', '1.5'], 'error: --styles 1.5: must be in [0, 1] and finite'),
     (['--non-digits', '1'], 'error: --non-digits 1.0: must be in [0, 1) and finite'),
+    (['--model', 'CNN', '--channels', '16'], 'error: --channels 16: must be two whole numbers of at least 1, e.g. 16,32'),
+    (['--model', 'CNN', '--channels', '16,x'], 'error: --channels 16,x: must be two whole numbers of at least 1'),
+    (['--model', 'CNN', '--channels', '0,8'], 'error: --channels 0,8: must be two whole numbers of at least 1'),
+    (['--channels', '16,32'], 'error: Net takes no --channels: use --model CNN or --channels 32,64'),
+    (['--model', 'CNN', '--hidden', '0'], 'error: --hidden 0: must be at least 1'),
 ], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent',
-        'styles', 'non-digits'])
+        'styles', 'non-digits', 'channels-one', 'channels-text', 'channels-zero', 'channels-on-net', 'hidden'])
 def test_bad_options_are_named_before_any_work(tmp_path, capsys, args, message):
     assert train.main([*args, '--data-dir', str(tmp_path / 'no-data'), '--checkpoint-dir', str(tmp_path / 'ck')]) == 1
     out, err = capsys.readouterr()
