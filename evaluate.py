@@ -351,6 +351,27 @@ def negatives_report(model, digits, count=200, seed=0):
     return '\n'.join(lines)
 
 
+def unfinished_report(model, digits):
+    """How the unfinished drawings of multi-stroke digits (the first 1, 2, ... strokes of each) would be shown
+    if read as soon as the pen lifts: often as a sure digit, and a wrong one (a 5's body without its bar, a
+    4's first stroke), which is why the app shows a verdict only once the pen has rested."""
+    inputs, labels = [], []
+    for digit in digits:
+        strokes = on_canvas(digit['strokes'])
+        for k in range(1, len(strokes)):
+            try:
+                inputs.append(predict.strokes_to_mnist(strokes[:k]))
+                labels.append(digit['label'])
+            except predict.TooSmallError:
+                pass
+    multi = sum(len(d['strokes']) > 1 for d in digits)
+    prefixes = sum(len(d['strokes']) - 1 for d in digits)
+    sure = [p.digit == label for p, label in zip(model.predict_batch(inputs), labels) if p.verdict == predict.SURE]
+    return (f'unfinished drawings (the first strokes of the {multi} multi-stroke digits, {prefixes} in all), '
+            f'read as the pen lifts: a sure wrong digit {(len(sure) - sum(sure)) / max(1, prefixes):.1%}, '
+            f'a sure right one {sum(sure) / max(1, prefixes):.1%}')
+
+
 def calibration_report(model, data_dir=ROOT / 'data', figure=None):
     """MNIST test before and after the model's temperature: NLL, ECE and, to `figure`, the reliability diagram;
     and how the test digits are shown (verdicts), read as image files."""
@@ -435,6 +456,7 @@ def main(argv=None):
         print(honesty_report(name, predictions, labels, model.temperature))
         mistakes += [(d, p) for d, p in zip(digits, predictions)]
     print(negatives_report(model, halves['dev'], count=args.limit or 200))
+    print(unfinished_report(model, [d for digits in halves.values() for d in digits]))
     if args.sheet:
         try:
             contact_sheet(*zip(*mistakes), brush=args.brush, size=args.size).save(args.sheet)

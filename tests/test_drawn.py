@@ -107,6 +107,8 @@ def test_cli_prints_both_halves_and_saves_the_mistakes(tmp_path, capsys):
     assert out.count('  ECE (15 bins) ') == 2 and out.count('  shown as: sure ') == 2
     assert 'not one digit (30 of each kind, seed 0):' in out
     assert all(f'  {kind}: confident digit ' in out for kind in evaluate.NEGATIVE_KINDS)
+    assert re.search(r'unfinished drawings \(the first strokes of the 255 multi-stroke digits, 256 in all\), read as '
+                     r'the pen lifts: a sure wrong digit \d+\.\d%, a sure right one \d+\.\d%', out)
     assert Image.open(sheet).size[0] > 0
 
 
