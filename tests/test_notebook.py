@@ -15,7 +15,7 @@ FIGURES = ['final_training_history.png', 'final_combined_metrics.png', 'final_gr
            'learning_rate.png', 'relu_units.png', 'first_layer_weights.png', 'confusion_matrix.png',
            'prediction_distribution.png', 'sample_predictions.png', 'confident_mistakes.png', 'experiments.png',
            'cnn_training_history.png', 'cnn_combined_metrics.png', 'cnn_confusion_matrix.png',
-           'cnn_confident_mistakes.png']
+           'cnn_confident_mistakes.png', 'drawn_mistakes.png', 'drawn_reliability.png']
 
 
 def repository_files():
