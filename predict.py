@@ -130,6 +130,16 @@ def load_model(checkpoint=None, device='cpu'):
                            *checkpoints.calibration(saved))
 
 
+def percent(p):
+    """A probability as a person reads it: one decimal, but never a rounded "100.0%" or "0.0%" that the
+    model did not say (a calibrated model is seldom that sure)."""
+    if 0.999 <= p < 1:
+        return '>99.9%'
+    if 0 < p < 0.001:
+        return '<0.1%'
+    return f'{p:.1%}'
+
+
 def side_by_side(model_input):
     """Whether the ink (above a quarter of full intensity) of a 28x28 model input looks like more than one
     thing in a row, as "12": wider than SPLIT_ASPECT times its height and split by an empty column, or wider
@@ -383,7 +393,7 @@ def main(argv=None):
             print(f'error: {e}', file=sys.stderr)
             failed += 1
             continue
-        ranked = ', '.join(f'{digit} ({p:.1%})' for digit, p in prediction.top(args.top))
+        ranked = ', '.join(f'{digit} ({percent(p)})' for digit, p in prediction.top(args.top))
         print(f'{path}: {ranked}')
     return 1 if failed else 0
 

@@ -29,7 +29,8 @@ import torch
 from PIL import Image, ImageTk
 
 import my_digits
-from predict import BRUSH, CANVAS, NOT_A_DIGIT, SURE, UNSURE, TooSmallError, load_model, open_image, strokes_to_mnist
+from predict import (BRUSH, CANVAS, NOT_A_DIGIT, SURE, UNSURE, TooSmallError, load_model, open_image, percent,
+                     strokes_to_mnist)
 
 PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
 THROTTLE_MS = 60       # at most one prediction this often while drawing; always one on release
@@ -386,16 +387,6 @@ class DigitApp:
         self.preview.configure(image=self.preview_photo)
         if self.echo:
             print(f'shown: {echo}', flush=True)
-
-
-def percent(p):
-    """A probability as the window shows it: one decimal, but never a rounded "100.0%" or "0.0%" that
-    the model did not say (a calibrated model is seldom that sure)."""
-    if 0.999 <= p < 1:
-        return '>99.9%'
-    if 0 < p < 0.001:
-        return '<0.1%'
-    return f'{p:.1%}'
 
 
 def main(argv=None):
