@@ -67,9 +67,11 @@ def run(recipe, seed, splits, verbose=False, **options):
 
 
 def run_all(recipes=tuple(RECIPES), seeds=SEEDS, out=CACHE, data_dir='data', **options):
-    """Every (recipe, seed) run; the CSV at `out` is rewritten after each, so a long batch
-    interrupted keeps what it finished. Returns the rows as a DataFrame."""
+    """Every (recipe, seed) run. The CSV at `out` keeps its other rows: a (recipe, seed) run again
+    replaces its row, so seeds added later or one recipe rerun join the cache. It is written after
+    each run, so a long batch interrupted keeps what it finished. Returns this call's rows."""
     splits = load_splits(data_dir)
+    kept = load(out) if out and Path(out).exists() else pd.DataFrame()
     rows = []
     for recipe in recipes:
         for seed in seeds:
@@ -79,8 +81,18 @@ def run_all(recipes=tuple(RECIPES), seeds=SEEDS, out=CACHE, data_dir='data', **o
                   f"epoch {row['best_epoch']}/{row['epochs']}), {row['seconds']:.0f} s", flush=True)
             if out:
                 Path(out).parent.mkdir(parents=True, exist_ok=True)
-                pd.DataFrame(rows).to_csv(out, index=False)
+                merged(kept, pd.DataFrame(rows)).to_csv(out, index=False)
     return pd.DataFrame(rows)
+
+
+def merged(kept, new):
+    """The rows of `kept` whose (recipe, seed) is not in `new`, then `new`'s; by recipe (RECIPES order), then seed."""
+    if len(kept):
+        replaced = kept.set_index(['recipe', 'seed']).index.isin(new.set_index(['recipe', 'seed']).index)
+        new = pd.concat([kept[~replaced], new], ignore_index=True)
+    order = {recipe: i for i, recipe in enumerate(RECIPES)}
+    return new.sort_values(['recipe', 'seed'], key=lambda c: c.map(order) if c.name == 'recipe' else c,
+                           ignore_index=True)
 
 
 def load(path=CACHE):
