@@ -194,15 +194,19 @@ def experiments(results):
     recipes = list(dict.fromkeys(results['recipe']))
     fig = Figure(figsize=(10, 1.2 + 0.9 * len(recipes)), layout='constrained')
     ax = fig.subplots()
+    every = 100 * results['test_acc']
+    close = 0.025 * max(every.max() - every.min(), 0.1)  # runs nearer than about a dot's width are stacked
     for i, recipe in enumerate(recipes):
         runs = results[results['recipe'] == recipe]
         test = 100 * runs['test_acc'].to_numpy()
         mean, std = test.mean(), test.std(ddof=1) if len(test) > 1 else 0.0
         ax.errorbar(mean, i, xerr=std, fmt='D', color='black', markersize=7, capsize=6, zorder=3)
-        ax.scatter(test, np.full(len(test), i) + 0.18, color=f'C{i}', s=40, zorder=2,
-                   label=None)
-        for value, seed in zip(test, runs['seed']):
-            ax.annotate(f'{seed}', (value, i + 0.18), xytext=(0, 5), textcoords='offset points', ha='center',
+        placed = []
+        for value, seed in sorted(zip(test, runs['seed'])):
+            y = i + 0.18 + 0.13 * sum(abs(value - other) < close for other in placed)
+            placed.append(value)
+            ax.scatter(value, y, color=f'C{i}', s=40, zorder=2)
+            ax.annotate(f'{seed}', (value, y), xytext=(6, 0), textcoords='offset points', va='center',
                         fontsize=8, color=f'C{i}')
         ax.annotate(f'{mean:.2f} \u00b1 {std:.2f}%  ({len(test)} seeds)', (mean + std, i), xytext=(16, 0),
                     textcoords='offset points', va='center', fontsize=10)
@@ -210,7 +214,7 @@ def experiments(results):
     ax.set_xlim(low, high + 0.35 * (high - low))
     ax.set(yticks=range(len(recipes)), yticklabels=recipes, ylim=(len(recipes) - 0.5, -0.6),
            xlabel='test accuracy of the best-by-validation checkpoint (%)',
-           title='Recipes over seeds: each run (dot, seed above it), mean \u00b1 standard deviation (diamond, bar)')
+           title='Recipes over seeds: each run (dot, its seed beside it), mean \u00b1 standard deviation (diamond, bar)')
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
     return fig
 
