@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.collections import PathCollection
 from matplotlib.ticker import PercentFormatter
 
 import evaluate
@@ -250,8 +251,10 @@ def test_experiments_shows_each_seed_and_the_mean_and_standard_deviation(tmp_pat
     texts = [t.get_text() for t in ax.texts]
     assert '98.00 ± 1.00%  (3 seeds)' in texts and '99.00 ± 0.00%  (3 seeds)' in texts  # std with n - 1
     assert [label.get_text() for label in ax.get_yticklabels()] == ['a', 'b']
-    points = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 3])
+    points = np.concatenate([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
     assert sorted(points[:, 0].round(6)) == [97, 98, 99, 99, 99, 99]  # every seed's run, in percent
+    tied = points[points[:, 1] > 1]  # recipe b's three equal runs: stacked, not drawn over each other
+    assert len(set(tied[:, 1].round(6))) == 3 and texts.count('0') == texts.count('1') == texts.count('2') == 2
 
 
 def test_first_layer_weights_greys_out_dead_units(tmp_path):
