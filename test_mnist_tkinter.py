@@ -338,8 +338,8 @@ class DigitApp:
         """Put a Prediction (or None: nothing to read, or a drawing too small to read) on screen as honestly as
         its verdict allows: a sure digit with its calibrated confidence; an unsure one greyed as "2 or 8?" with
         both probabilities; "Not a digit?" greyed with no bar highlighted. While the drawing may still change
-        (`live`) the bars move but the verdict is "not sure yet": the first strokes of a 4 or a 5 read alone as a
-        sure wrong digit in 17% of the drawn digits' unfinished drawings, so a half-drawn digit flashes no guesses."""
+        (`live`) the bars move but the verdict is "not sure yet": the first strokes of a 4 or a 5 alone often read
+        as a sure wrong digit (`evaluate.py --drawn` counts how often), so a half-drawn digit flashes no guesses."""
         verdict = prediction.verdict if prediction else None
         if live and (prediction or too_small):
             verdict = 'not sure yet'
