@@ -54,7 +54,7 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
     'cnn-best': {'model': 'CNN', 'init': 'he', 'epochs': 15, 'batch_size': 128, 'lr': 3e-3, 'schedule': 'onecycle',
                  'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4, 'dropout': 0.25},
     'cnn-fast': {'model': 'CNN', 'channels': (16, 32), 'init': 'he', 'epochs': 10, 'batch_size': 128, 'lr': 3e-3,
-                 'schedule': 'onecycle', 'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4, 'dropout': 0.25},
+                 'schedule': 'onecycle', 'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4},
 }
 # what a resumed run may change; every other option is the recipe, taken from the checkpoint
 RESUMABLE = ('epochs', 'device', 'data_dir', 'checkpoint_dir', 'resume', 'dry_run', 'progress')
