@@ -218,7 +218,8 @@ def load_drawn(path=DRAWN_FILE):
     repetition and strokes (pen-down point lists in tablet units, y down). See data/drawn_digits/README.md."""
     path = Path(path)
     if not path.is_file():
-        raise DrawnDataError(f'{path}: no such file. Copy the drawn digits: mkdir -p data/drawn_digits && '
+        raise DrawnDataError(f'{path}: no such file. The drawn digits (UJI Pen Characters v2, see the README\'s '
+                             f'"Real drawings") do not download with MNIST; copy them: mkdir -p data/drawn_digits && '
                              f'cp ../shared/drawn_digits/* data/drawn_digits/')
     with gzip.open(path, 'rt') as f:
         digits = json.load(f)
