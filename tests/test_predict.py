@@ -402,3 +402,9 @@ def test_prediction_names_the_runner_up_and_judges_the_input(model):
     strict = predict.DigitClassifier(model.network, model.checkpoint, 1, 0.0, 0.0, model.device, model.temperature,
                                      energy_limit=prediction.energy - 1)
     assert strict.predict(image).verdict == predict.NOT_A_DIGIT  # an energy above the checkpoint's limit
+
+
+@pytest.mark.parametrize('p, text', [(0.5, '50.0%'), (0.9994, '>99.9%'), (1.0, '100.0%'), (0.0004, '<0.1%'),
+                                     (0.0, '0.0%'), (0.998, '99.8%')])
+def test_percent_never_rounds_to_a_certainty_the_model_did_not_state(p, text):
+    assert predict.percent(p) == text
