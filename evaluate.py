@@ -294,8 +294,8 @@ def contact_sheet(digits, predictions, brush=None, size=DRAWN_SIZE, columns=8):
         drawing = predict.draw_strokes(on_canvas(digit['strokes'], size), brush or predict.BRUSH[2])
         sheet.paste(drawing.resize((cell, cell), Image.LANCZOS), (x, y))
         sheet.paste(Image.fromarray(prediction.model_input).resize((side, side), Image.NEAREST), (x + cell, y))
-        pen.text((x + 2, y + cell + 3), f"{digit['label']} -> {prediction.digit} ({predict.percent(prediction.confidence)}) "
-                                        f"{digit['writer']}", fill=0)
+        pen.text((x + 2, y + cell + 3), f"{digit['label']} -> {prediction.digit} "
+                                        f"({predict.percent(prediction.confidence)}) {digit['writer']}", fill=0)
     return sheet
 
 
