@@ -14,8 +14,10 @@ from test_nn import check_layer, float64, rel_err  # noqa: F401  (float64 is an 
     (2, 4, 2, 6, 1, 1, 0),      # 1x1 convolution
     (2, 2, 3, 5, 2, 2, 2),      # padding wider than half the kernel
 ])
-def test_conv2d(n, c_in, c_out, size, k, stride, padding):
+@pytest.mark.parametrize('chunk_rows', [nn.Conv2d.CHUNK_ROWS, 7])  # 7: the input gradient in many chunks
+def test_conv2d(n, c_in, c_out, size, k, stride, padding, chunk_rows):
     layer = nn.Conv2d(c_in, c_out, k, stride, padding, dtype=torch.float64)
+    layer.CHUNK_ROWS = chunk_rows
     layer.bias.data.normal_()
     check_layer(layer, torch.randn(n, c_in, size, size + 1),
                 lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding), [layer.weight, layer.bias])
