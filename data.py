@@ -306,7 +306,8 @@ def add_styles(images, labels, share=0.3):
     class: a slash through zeros, a long flag at the top of ones (the continental one), a crossbar
     on sevens, each one anti-aliased stroke 2-3 px wide placed from the image's ink box; and fours
     left open at the top (the stem above the bar erased). Only the chosen images are touched (a few
-    percent of a batch), so it costs little. Labels are untouched. Draws from torch's global generator (the same number of draws for any labels)."""
+    percent of a batch), so it costs little. Labels are untouched. Draws from torch's global
+    generator (the same number of draws for any labels)."""
     n, _, h, w = images.shape
     picked = torch.rand(n, device=labels.device) < share
     draws = torch.rand(7, n, device=images.device, dtype=images.dtype)
