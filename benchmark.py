@@ -178,13 +178,17 @@ def original_pipeline_epoch(data_dir):
 
 
 def profile_steps(name, config, recipe, batch_list, device):
-    """Where a from-scratch training step spends its time, by torch operator."""
+    """Where a training step of each implementation spends its time, by torch operator (the
+    profiler's own overhead inflates the many small ops, the copies most)."""
     from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
-    with profile(activities=activities) as prof:
-        run_steps(scratch_setup, name, config, recipe, batch_list, device)
     sort = 'self_cuda_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
-    print(prof.key_averages().table(sort_by=sort, row_limit=15))
+    for label, setup in (('from-scratch nn.py', scratch_setup), ('torch.nn + autograd + torch.optim', torch_setup)):
+        run_steps(setup, name, config, recipe, batch_list[:3], device)  # warm-up
+        with profile(activities=activities) as prof:
+            run_steps(setup, name, config, recipe, batch_list, device)
+        print(f'\n{name}, {label}: {len(batch_list)} steps by operator')
+        print(prof.key_averages().table(sort_by=sort, row_limit=15))
 
 
 def main():
@@ -198,7 +202,7 @@ def main():
     parser.add_argument('--skip-cnn', action='store_true', help='skip the CNN step table')
     parser.add_argument('--skip-original', action='store_true', help='skip (c), the slow one')
     parser.add_argument('--skip-full-run', action='store_true', help='skip timing the 30-epoch default run')
-    parser.add_argument('--profile', action='store_true', help='also print operator profiles of the from-scratch steps')
+    parser.add_argument('--profile', action='store_true', help='also print operator profiles of the steps of both implementations')
     args = parser.parse_args()
     try:
         device = resolve_device(args.device)
