@@ -5,7 +5,7 @@ not in MNIST, put on the app's canvas and read exactly as the app reads a drawin
 
     python evaluate.py --drawn                                  # the default model, as the app reads
     python evaluate.py --drawn --checkpoint model_checkpoints/shipped/mlp.pth
-    python evaluate.py --drawn --pipeline image --brush 40 --size 60 --sheet mistakes.png
+    python evaluate.py --drawn --pipeline image --brush 40 --size 60 --sheet /tmp/mistakes.png
     python evaluate.py --calibration --figure training_plots/reliability.png   # ECE before and after T
 """
 import argparse
