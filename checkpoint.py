@@ -24,6 +24,8 @@ import math
 import os
 import pickle
 import secrets
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,17 +53,39 @@ def atomic_write(path, write):
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp')  # unique: no run clobbers another's
     try:
-        with open(tmp, 'xb') as f:  # unlike mkstemp's, the file gets the permissions the umask allows
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with interrupts_deferred():
+            with open(tmp, 'xb') as f:  # unlike mkstemp's, the file gets the permissions the umask allows
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except BaseException as e:  # KeyboardInterrupt included
         tmp.unlink(missing_ok=True)
         if isinstance(e, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
             raise CheckpointError(f'could not write {path} ({str(e).strip() or type(e).__name__}); '
                                   f'free some disk space or pass another --checkpoint-dir') from None
         raise
+
+
+@contextmanager
+def interrupts_deferred():
+    """Ctrl-C (SIGINT) and SIGTERM wait until the block is done, then take effect. torch.save turns an
+    exception raised inside its writer into a RuntimeError, so a Ctrl-C in the middle of a write read
+    as a failed write ("free some disk space"); a write takes milliseconds. Signals reach only the
+    main thread, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    handlers = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])  # now, through the handler the program had
 
 
 def save(path, checkpoint):
