@@ -1,6 +1,7 @@
 """checkpoint.py: atomic writes, safe and checked loading, choosing the best, the run folder's lock."""
 import errno
 import os
+import signal
 import subprocess
 import sys
 
@@ -46,6 +47,37 @@ def test_interrupted_write_leaves_the_old_checkpoint_intact(tmp_path, monkeypatc
     monkeypatch.undo()
     assert checkpoint.load(path)['metrics']['val_acc'] == 0.5
     assert [p.name for p in tmp_path.iterdir()] == ['best.pth']
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['ctrl-c', 'sigterm'])
+def test_a_signal_in_the_middle_of_a_write_takes_effect_once_the_file_is_complete(tmp_path, monkeypatch, sig):
+    """torch.save turns an exception raised inside its writer into a RuntimeError: without the deferral a
+    Ctrl-C here was reported as a full disk, and the run lost its resume hint."""
+    def interrupt(signum, frame):  # as Python's own SIGINT handler, and train.main's for SIGTERM
+        raise KeyboardInterrupt
+    real_save, writes = torch.save, []
+
+    def signalled_halfway(obj, f):
+        class File:  # f, but the signal arrives during the second write
+            def write(self, data):
+                writes.append(len(data))
+                if len(writes) == 2:
+                    signal.raise_signal(sig)
+                return f.write(data)
+
+            def flush(self):
+                f.flush()
+        real_save(obj, File())
+
+    monkeypatch.setattr(torch, 'save', signalled_halfway)
+    previous = signal.signal(sig, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint.save(tmp_path / 'last.pth', make(val_acc=0.9))
+    finally:
+        signal.signal(sig, previous)
+    assert len(writes) > 2 and checkpoint.load(tmp_path / 'last.pth')['metrics']['val_acc'] == 0.9
+    assert [p.name for p in tmp_path.iterdir()] == ['last.pth']
 
 
 @pytest.mark.parametrize('failure', [OSError(errno.ENOSPC, 'No space left on device'),

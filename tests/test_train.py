@@ -26,8 +26,10 @@ def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, capsys, quick):
     Resuming a finished run trains nothing and says so."""
     full = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', **quick)
     train_interrupted(3, epochs=4, checkpoint_dir=tmp_path / 'split', **quick)
+    capsys.readouterr()
     resumed = train.train(epochs=4, checkpoint_dir=tmp_path / 'split',
                           resume=str(tmp_path / 'split' / 'last.pth'), **quick)
+    assert 'for the last 2 of 4 epochs' in capsys.readouterr().out
     a = checkpoint.load(tmp_path / 'full' / 'last.pth')
     b = checkpoint.load(tmp_path / 'split' / 'last.pth')
     assert all(torch.equal(a['model'][k], b['model'][k]) for k in a['model'])
@@ -39,7 +41,8 @@ def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, capsys, quick):
     assert len(list((tmp_path / 'full').glob('best_model_*.pth'))) == 1  # older bests are replaced
     capsys.readouterr()
     again = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', resume=str(tmp_path / 'full' / 'last.pth'), **quick)
-    assert 'after epoch 4 of 4: nothing left to train' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'after epoch 4 of 4: nothing left to train' in out and 'Training ' not in out
     assert again['history'].equals(full['history'])
 
 
