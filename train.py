@@ -523,8 +523,8 @@ def train(config=None, data=None, callback=None, **options):
     with nullcontext() if config.dry_run else checkpoint.locked(config.checkpoint_dir):  # before data: fail fast
         splits = prepare(data if data is not None else load_splits(config.data_dir, config.val_size), config, device)
         run = start(config, saved, device, len(splits['train'][1]))
-        if run.start_epoch <= config.epochs:  # else start() said there is nothing left to train
-            left = config.epochs - run.start_epoch + 1
+        left = config.epochs - run.start_epoch + 1
+        if left > 0:  # else start() said there is nothing left to train
             span = f'{config.epochs} epochs' if left == config.epochs else f'the last {left} of {config.epochs} epochs'
             print(f'Training {config.model} ({run.model.num_parameters():,} parameters) on {device} for {span}: '
                   + ' / '.join(f'{len(splits[s][1]):,} {s}' for s in splits) + ' images')

@@ -23,7 +23,7 @@ def quick(splits):
 
 def test_resume_gives_exactly_the_uninterrupted_run(tmp_path, capsys, quick):
     """The default recipe, its cosine learning rate included, stopped by Ctrl-C in epoch 3 of 4.
-    Resuming a finished run trains nothing and says so."""
+    The resumed run says how many epochs are left; resuming a finished run trains nothing and says so."""
     full = train.train(epochs=4, checkpoint_dir=tmp_path / 'full', **quick)
     train_interrupted(3, epochs=4, checkpoint_dir=tmp_path / 'split', **quick)
     capsys.readouterr()
