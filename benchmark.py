@@ -27,8 +27,8 @@ import time
 import torch
 
 import nn
-from checkpoint import ROOT
 from data import DataError, batches, extract, load_splits
+from files import DATA_DIR
 from train import Config, TrainingError, resolve_device, train
 
 CNN_CONFIG = {'channels': (32, 64), 'hidden': 128, 'dropout': 0.25, 'init': 'he'}  # cnn-best's network
@@ -222,7 +222,7 @@ def main():
     parser.add_argument('--repeats', type=int, default=5, help='runs of each implementation, alternating')
     parser.add_argument('--cnn-steps', type=int, default=60, help='CNN training steps per run')
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ... or 'auto'")
-    parser.add_argument('--data-dir', default=ROOT / 'data', help='folder holding MNIST/raw/ (default: data/ beside this file)')
+    parser.add_argument('--data-dir', default=DATA_DIR, help='folder holding MNIST/raw/ (default: data/ in the repo)')
     parser.add_argument('--skip-mlp', action='store_true', help='skip the MLP epoch table')
     parser.add_argument('--skip-cnn', action='store_true', help='skip the CNN step table')
     parser.add_argument('--skip-original', action='store_true', help='skip (c), the slow one')

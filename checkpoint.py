@@ -17,25 +17,19 @@ one never runs code. Format 2 holds:
                     logits by T and calls an input with an energy above energy_limit "not a digit". Absent,
                     T = 1 (the probabilities are the raw softmax) and there is no energy limit
 
-Shipped models live in SHIPPED_DIR (tracked by git); user runs go to RUNS_DIR (ignored by git).
+Shipped models live in files.SHIPPED_DIR (tracked by git); user runs go to files.RUNS_DIR (ignored by git).
 This module imports neither pandas nor train.py: inference depends on it alone.
 """
 import math
 import os
 import pickle
-import secrets
-import signal
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+import files
 import nn
-
-ROOT = Path(__file__).resolve().parent
-RUNS_DIR = ROOT / 'model_checkpoints'
-SHIPPED_DIR = RUNS_DIR / 'shipped'
 FORMAT_VERSION = 2
 LAST = 'last.pth'  # the resume point of a run, refreshed every epoch: never a candidate for "best"
 FIELDS = {'format_version': int, 'architecture': dict, 'model': dict, 'epoch': int, 'metrics': dict,
@@ -46,51 +40,12 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be read, written or used; the message names the file and what to do."""
 
 
-def atomic_write(path, write):
-    """Call write(binary file) on a uniquely named temporary file in path's folder, flush it to
-    disk, then rename it over `path`: a crash, Ctrl-C or full disk leaves the old file or the new
-    one, never half of one, and no temporary file."""
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp')  # unique: no run clobbers another's
-    try:
-        with interrupts_deferred():
-            with open(tmp, 'xb') as f:  # unlike mkstemp's, the file gets the permissions the umask allows
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-    except BaseException as e:  # KeyboardInterrupt included
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, (OSError, RuntimeError)):  # torch reports a failed write as a RuntimeError
-            raise CheckpointError(f'could not write {path} ({str(e).strip() or type(e).__name__}); '
-                                  f'free some disk space or pass another --checkpoint-dir') from None
-        raise
-
-
-@contextmanager
-def interrupts_deferred():
-    """Ctrl-C (SIGINT) and SIGTERM wait until the block is done, then take effect. torch.save turns an
-    exception raised inside its writer into a RuntimeError, so a Ctrl-C in the middle of a write read
-    as a failed write ("free some disk space"); a write takes milliseconds. Signals reach only the
-    main thread, so elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    handlers = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in handlers.items():
-            signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        if caught:
-            signal.raise_signal(caught[0])  # now, through the handler the program had
-
-
 def save(path, checkpoint):
-    """Write `checkpoint` to `path` atomically (see atomic_write)."""
-    atomic_write(path, lambda f: torch.save(checkpoint, f))
+    """Write `checkpoint` to `path` whole or not at all (files.atomic_write)."""
+    try:
+        files.atomic_write(path, lambda f: torch.save(checkpoint, f))
+    except files.WriteError as e:
+        raise CheckpointError(f'{e}; free some disk space or pass another --checkpoint-dir') from None
 
 
 def load(path, map_location='cpu'):

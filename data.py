@@ -13,7 +13,12 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
+
+import files
+from files import DATA_DIR
+from preprocess import TooSmallError, normalize, strokes_to_mnist
 
 MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/')
 DOWNLOAD_TIMEOUT = 15  # seconds a mirror may stay silent before the next is tried
@@ -29,7 +34,6 @@ SPLITS = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
           'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 IDX_UBYTE = 0x08  # the only element type MNIST uses
 SPLIT_SEED = 0    # the validation split is the same for every run, so runs compare on the same images
-MEAN, STD = 0.5, 0.5  # the original's Normalize((0.5,), (0.5,))
 FRAME = 2             # pixels of background `augment` puts around an image before warping it
 
 
@@ -113,6 +117,8 @@ def check_folder(folder):
 
 def os_error_message(e, folder):
     """One line for an error of the file system while finding, reading or writing MNIST files."""
+    if isinstance(e, files.WriteError):  # it names the file and the reason
+        return f'{e}. Check the disk, or pass another --data-dir.'
     where = e.filename or folder
     if isinstance(e, PermissionError):
         return (f'{where}: permission denied. Make the data folder readable and writable for this '
@@ -138,13 +144,13 @@ def fetch(target):
         except (OSError, http.client.HTTPException) as e:   # URLError, timeouts, a cut connection
             errors.append(f'{mirror}: {e}')
             continue
-        write_atomically(target, content)
+        files.atomic_write(target, lambda f: f.write(content))
         return
     raise DataError(missing_message(target.parent, target.name[:-3])
                     + ' The download failed: ' + '; '.join(errors))
 
 
-def load_mnist(data_dir='data', download=True):
+def load_mnist(data_dir=DATA_DIR, download=True):
     """{'train': (images, labels), 'test': (images, labels)}: uint8 (N, 28, 28), int64 (N,)."""
     out = {}
     for split, (images_name, labels_name) in SPLITS.items():
@@ -154,7 +160,7 @@ def load_mnist(data_dir='data', download=True):
     return out
 
 
-def extract(data_dir='data', download=True):
+def extract(data_dir=DATA_DIR, download=True):
     """Write the decompressed files beside the .gz ones, the layout torchvision.datasets.MNIST
     reads offline (the benchmark's baseline and the torchvision comparisons use it)."""
     for name in FILES:
@@ -162,29 +168,12 @@ def extract(data_dir='data', download=True):
         if not path.exists():
             content = read_verified(data_dir, name, download)
             try:
-                write_atomically(path, content)
+                files.atomic_write(path, lambda f: f.write(content))
             except OSError as e:
                 raise DataError(os_error_message(e, raw_dir(data_dir))) from None
 
 
-def write_atomically(path, content):
-    """Write to a temporary name renamed into place, so no half-written file ever bears the
-    real name; the temporary file is removed when writing fails (e.g. a full disk)."""
-    partial = path.with_suffix('.part')
-    try:
-        partial.write_bytes(content)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def normalize(images):
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1], in exactly the order of
-    torchvision's ToTensor (divide by 255) then Normalize((0.5,), (0.5,))."""
-    return images.unsqueeze(1).float().div(255).sub(MEAN).div(STD)
-
-
-def load_splits(data_dir='data', val_size=5000, device='cpu', train_subset=None, download=True):
+def load_splits(data_dir=DATA_DIR, val_size=5000, device='cpu', train_subset=None, download=True):
     """Normalised tensors on `device`: {'train', 'val', 'test'} -> (images, labels).
 
     The validation images are held out of the 60,000 training images by a fixed seeded
@@ -312,7 +301,7 @@ def add_styles(images, labels, share=0.3):
     picked = torch.rand(n, device=labels.device) < share
     draws = torch.rand(7, n, device=images.device, dtype=images.dtype)
     out = images.clone()
-    for digit, style in ((0, slash), (1, flag), (7, crossbar)):
+    for digit, style in ((0, slash), (1, continental_flag), (7, crossbar)):
         chosen = torch.nonzero(picked & (labels == digit))[:, 0]
         if len(chosen):
             r = draws[:, chosen]
@@ -339,7 +328,7 @@ def slash(images, left, top, right, bottom, r):
     return start, end
 
 
-def flag(images, left, top, right, bottom, r):
+def continental_flag(images, left, top, right, bottom, r):
     """A continental one's flag: from the top of the stem down to the left, 30-60% of the height long,
     17-52 degrees below the horizontal."""
     angle, length = 0.3 + 0.6 * r[0], (0.3 + 0.3 * r[1]) * (bottom - top + 1)
@@ -373,10 +362,8 @@ def non_digits(n, generator=None):
     outlier exposure (training them towards the uniform distribution teaches a model to be unsure of a
     scribble). Random-walk scribbles, random strokes, coils, zig-zags, hatching and tight blobs, 1-5 of
     them in one drawing, on the app's 280-px canvas and rendered as the app's input is
-    (predict.strokes_to_mnist). A seed drawn from `generator` (a torch.Generator) drives a numpy rng,
+    (preprocess.strokes_to_mnist). A seed drawn from `generator` (a torch.Generator) drives a numpy rng,
     so a seeded generator gives the same images. About 1 ms an image: build a bank once per run."""
-    import numpy as np
-    import predict  # predict imports this module: imported here, when first needed
     rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=generator)))
 
     def walk(steps, step, turn, start):  # a smooth random walk
@@ -432,8 +419,8 @@ def non_digits(n, generator=None):
             drawing = [stroke for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4, 5]))
                        for stroke in kinds[rng.integers(len(kinds))]()]
             try:
-                images[i] = predict.strokes_to_mnist([[tuple(p) for p in s] for s in drawing])
+                images[i] = strokes_to_mnist([[tuple(p) for p in s] for s in drawing])
                 break
-            except predict.TooSmallError:
+            except TooSmallError:
                 pass
     return normalize(torch.from_numpy(images))

@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 
 import train
-from checkpoint import ROOT
 from data import load_splits
+from files import DATA_DIR, PLOTS_DIR, ROOT
 
-CACHE = ROOT / 'training_plots' / 'experiments.csv'
+CACHE = PLOTS_DIR / 'experiments.csv'
 SEEDS = (0, 1, 2)
 # name -> train.train options: the README's recipe claims, each against the default
 RECIPES = {
@@ -66,7 +66,7 @@ def run(recipe, seed, splits, verbose=False, **options):
             'command': command(options, seed), 'machine': machine(), 'torch': torch.__version__}
 
 
-def run_all(recipes=tuple(RECIPES), seeds=SEEDS, out=CACHE, data_dir='data', **options):
+def run_all(recipes=tuple(RECIPES), seeds=SEEDS, out=CACHE, data_dir=DATA_DIR, **options):
     """Every (recipe, seed) run. The CSV at `out` keeps its other rows: a (recipe, seed) run again
     replaces its row, so seeds added later or one recipe rerun join the cache. It is written after
     each run, so a long batch interrupted keeps what it finished. Returns this call's rows."""
@@ -129,7 +129,7 @@ def main(argv=None):
     parser.add_argument('--recipes', nargs='+', choices=tuple(RECIPES), default=tuple(RECIPES))
     parser.add_argument('--seeds', nargs='+', type=int, default=SEEDS)
     parser.add_argument('--out', default=str(CACHE), help=f'the CSV to write (default: {CACHE.relative_to(ROOT)})')
-    parser.add_argument('--data-dir', default='data')
+    parser.add_argument('--data-dir', default=str(DATA_DIR), help='folder holding MNIST/raw/ (default: data/ in the repo)')
     args = parser.parse_args(argv)
     results = run_all(args.recipes, args.seeds, args.out, args.data_dir)
     print(summary(results).round(3).to_string())

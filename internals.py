@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import nn
+from metrics import eval_mode
 
 # what each kind of layer computes, forward and backward (g: the gradient arriving from above)
 FORMULAS = {
@@ -162,16 +163,14 @@ def relu_activity(model, images, batch_size=1000):
     """For each ReLU layer, the share of `images` on which each of its units is active (output
     above 0): {layer name: tensor of shape (units,)}. A unit active on no image is dead on them: it
     passes no gradient back, so training cannot revive it with these images."""
-    was_training = model.training
-    model.eval()
     active = {}
-    for start in range(0, len(images), batch_size):
-        h = images[start:start + batch_size]
-        for name, layer in model.children():
-            h = layer(h)
-            if isinstance(layer, nn.ReLU):
-                active[name] = active.get(name, 0) + (h > 0).sum(0, dtype=torch.float64)
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            h = images[start:start + batch_size]
+            for name, layer in model.children():
+                h = layer(h)
+                if isinstance(layer, nn.ReLU):
+                    active[name] = active.get(name, 0) + (h > 0).sum(0, dtype=torch.float64)
     return {name: (count / len(images)).float().cpu() for name, count in active.items()}
 
 

@@ -1,13 +1,13 @@
 """The user's own drawings: what the app's "Wrong? It was..." saves and `train.py --extra-data` reads.
 
 A folder (by default data/my_digits/, git-ignored) holds one PNG per drawing, the canvas as it
-looked (predict.draw_strokes), and labels.jsonl with one JSON line per drawing:
+looked (preprocess.draw_strokes), and labels.jsonl with one JSON line per drawing:
 
     {"file": "7-20261127-223012-3fa1.png", "label": 7, "strokes": [[[x, y], ...], ...],
      "brush": 20, "saved": "2026-11-27T22:30:12"}
 
 Strokes are in the canvas's logical 280x280 pixels, whatever the window's size. Training reads the
-strokes, not the PNG, through predict.strokes_to_mnist: exactly the input the app gave the model.
+strokes, not the PNG, through preprocess.strokes_to_mnist: exactly the input the app gave the model.
 """
 import json
 import math
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-import checkpoint
-from predict import draw_strokes, strokes_to_mnist
+from files import MY_DIGITS_DIR
+from preprocess import draw_strokes, strokes_to_mnist
 
-FOLDER = checkpoint.ROOT / 'data' / 'my_digits'
+FOLDER = MY_DIGITS_DIR
 LABELS = 'labels.jsonl'
 
 

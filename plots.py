@@ -2,12 +2,11 @@
 
 Each returns a matplotlib Figure (shown inline by Jupyter) and, given `path=`, also saves it as
 PNG. The history plots take the DataFrame `train.train` returns (or its training_history.csv);
-the evaluation plots take an `evaluate.Evaluation` and, for digit galleries, the images it was
+the evaluation plots take a `metrics.Evaluation` and, for digit galleries, the images it was
 computed on. Figures are built as `matplotlib.figure.Figure` objects rather than through pyplot,
 so they never open a window, need no closing and leave pyplot's state alone.
 """
 import functools
-import math
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from evaluate import DIGITS, Evaluation, calibration_bins, confusion, expected_calibration_error
+from metrics import DIGITS, Evaluation, calibration_bins, confusion, expected_calibration_error
+from predict import percent
 
 # One look for every figure, readable when a README shows it about 800 pixels wide. Files are
 # written at 200 dpi, sharp on a high-DPI screen; the notebook shows figures at figure.dpi (100),
@@ -73,22 +73,6 @@ def log_y(ax):
 def epoch_axis(ax):
     ax.set_xlabel('epoch')
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one epoch: a tick at 1, not 0.95-1.05
-
-
-def percent(p):
-    """A probability as a percentage with the decimals that tell it from 0% and 100% (one
-    significant digit of the distance to the nearer end): 99.97%, 0.004%, 98.1%. Below 0.001% it
-    is written in scientific notation (2.3e-05%); a top probability within 1e-6 of 1, which
-    float32 cannot resolve, as >99.9999%."""
-    if p >= 0.5:
-        gap = 100 * (1 - p)
-        if gap < 1e-4:
-            return '>99.9999%'
-    else:
-        gap = 100 * p
-        if gap < 1e-3:
-            return f'{gap:.1e}%' if gap > 0 else '0%'
-    return f'{100 * p:.{min(4, max(1, math.ceil(-math.log10(gap))))}f}%'
 
 
 # ---------------------------------------------------------------- training history

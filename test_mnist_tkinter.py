@@ -5,7 +5,7 @@
     python test_mnist_tkinter.py docs/sample_digit.png      # start by classifying an image file
 
 The app records the points of each stroke. What the model classifies is those points redrawn at
-MNIST's scale with a stroke like MNIST's (predict.strokes_to_mnist): whatever the brush, a small
+MNIST's scale with a stroke like MNIST's (preprocess.strokes_to_mnist): whatever the brush, a small
 digit keeps its holes, and display scaling never distorts it. The drawn-digits benchmark
 (`python evaluate.py --drawn`) reads pen-drawn digits through the same function. Points are recorded in
 the canvas's logical 280x280 pixels, so resizing the window changes nothing the model sees.
@@ -29,8 +29,8 @@ import torch
 from PIL import Image, ImageTk
 
 import my_digits
-from predict import (BRUSH, CANVAS, NOT_A_DIGIT, SURE, UNSURE, TooSmallError, load_model, open_image, percent,
-                     strokes_to_mnist)
+from predict import NOT_A_DIGIT, SURE, UNSURE, load_model, percent
+from preprocess import BRUSH, CANVAS, TooSmallError, open_image
 
 PREVIEW_SCALE = 4      # the 28x28 model input is shown 4x enlarged
 THROTTLE_MS = 60       # at most one prediction this often while drawing; always one on release
@@ -202,7 +202,7 @@ class DigitApp:
 
     def stroke(self, x, y):
         """Extend the current stroke to (x, y): the point is recorded, and the piece from the last point
-        drawn on screen round-capped, as predict.draw_strokes draws it (a dot when the stroke starts)."""
+        drawn on screen round-capped, as preprocess.draw_strokes draws it (a dot when the stroke starts)."""
         points = self.strokes[-1]
         self.draw_piece(points[-1] if points else (x, y), (x, y))
         points.append((x, y))
@@ -236,7 +236,7 @@ class DigitApp:
         self.redraw()
 
     def set_brush(self, value):
-        """The slider sets the brush of the whole drawing: the canvas always shows predict.draw_strokes's image."""
+        """The slider sets the brush of the whole drawing: the canvas always shows preprocess.draw_strokes's image."""
         if self.brush.get() != round(float(value)):
             self.brush.set(round(float(value)))
             self.redraw()
@@ -310,7 +310,7 @@ class DigitApp:
             self.show(None)
             return
         try:
-            self.show(self.model.predict(strokes_to_mnist(self.strokes)), live=live)
+            self.show(self.model.predict_strokes(self.strokes), live=live)
         except TooSmallError:  # a click, a dot: no guess, a hint
             self.show(None, too_small=True, live=live)
 

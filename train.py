@@ -30,10 +30,13 @@ import torch
 from tqdm.auto import tqdm
 
 import checkpoint
+import files
 import nn
-from data import DataError, add_styles, augment, batches, load_splits, non_digits, normalize
-from evaluate import DRAWN_FILE, calibration, evaluate, logits_of
+from data import DataError, add_styles, augment, batches, load_splits, non_digits
+from files import DATA_DIR, DRAWN_FILE, RUNS_DIR
+from metrics import calibration, evaluate, logits_of
 from my_digits import load_drawings
+from preprocess import normalize
 
 HISTORY_FILE = 'training_history.csv'
 NORM_EVERY = 10        # steps between gradient-norm samples
@@ -109,8 +112,8 @@ class Config:
     preset: str = field(default=None, metadata={'help': 'a named recipe (flags given as well override it): '
                                                 + ', '.join(f'{k} {v}' for k, v in PRESETS.items() if v),
                                                 'choices': tuple(PRESETS)})
-    data_dir: str = field(default=str(checkpoint.ROOT / 'data'), metadata={'help': 'folder holding MNIST/raw/'})
-    checkpoint_dir: str = field(default=str(checkpoint.RUNS_DIR), metadata={
+    data_dir: str = field(default=str(DATA_DIR), metadata={'help': 'folder holding MNIST/raw/'})
+    checkpoint_dir: str = field(default=str(RUNS_DIR), metadata={
         'help': 'where checkpoints and the history CSV go (the app and predict.py look there)'})
     val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection',
                                                   'valid': not_negative})
@@ -498,7 +501,7 @@ def keep(run, row, epoch, improved):
             previous.unlink(missing_ok=True)  # only after the new best is safely on disk
     checkpoint.save(folder / checkpoint.LAST, saved)
     run.resume_from = str(folder / checkpoint.LAST)
-    checkpoint.atomic_write(folder / HISTORY_FILE, lambda f: pd.DataFrame(run.history).to_csv(f, index=False))
+    files.atomic_write(folder / HISTORY_FILE, lambda f: pd.DataFrame(run.history).to_csv(f, index=False))
 
 
 def snapshot(run, epoch, row, folder):
@@ -622,7 +625,7 @@ def main(argv=None):
                                    f'`{resume_command(make_config(**options), resume_from)}`.' if resume_from
                                    else 'No checkpoint was saved yet: start again to train.'), file=sys.stderr)
         return 128 + signal.SIGTERM if terminated else 130
-    except (DataError, TrainingError, ValueError, FileNotFoundError) as e:
+    except (DataError, TrainingError, ValueError, FileNotFoundError, files.WriteError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     finally:

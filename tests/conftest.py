@@ -6,7 +6,7 @@ import pytest
 
 import data
 import train
-from checkpoint import ROOT
+from files import ROOT
 
 DATA_DIR = ROOT / 'data'
 

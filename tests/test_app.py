@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import preprocess
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / 'test_mnist_tkinter.py'
 TITLE = 'MNIST digit recogniser'
@@ -324,24 +326,24 @@ def draw_in(app, strokes, widget=None):
 @pytest.mark.parametrize('digit', [2, 3, 5])
 def test_app_reads_its_recorded_strokes_as_the_benchmark_does(window, digit):
     """60 px tall with the thickest brush: the app records every point and classifies exactly
-    predict.strokes_to_mnist of them, the function evaluate.py --drawn reads the drawn digits with."""
+    preprocess.strokes_to_mnist of them, the function evaluate.py --drawn reads the drawn digits with."""
     import predict
-    window.brush.set(predict.BRUSH[1])
+    window.brush.set(preprocess.BRUSH[1])
     passed = draw_in(window, resized(DIGITS[digit], 60))
     assert window.strokes == passed
     shown = window.shown[-1]
-    assert np.array_equal(shown.model_input, predict.strokes_to_mnist(passed)) and shown.digit == digit
+    assert np.array_equal(shown.model_input, preprocess.strokes_to_mnist(passed)) and shown.digit == digit
 
 
 def test_screen_shows_what_draw_strokes_draws(window, own_display):
-    """The benchmark's image of a drawing (predict.draw_strokes) is what the canvas shows, brush included."""
+    """The benchmark's image of a drawing (preprocess.draw_strokes) is what the canvas shows, brush included."""
     import predict
     from PIL import ImageGrab
     window.brush.set(30)
     passed = draw_in(window, DIGITS[4])
     x, y = window.canvas.winfo_rootx(), window.canvas.winfo_rooty()
     screen = np.asarray(ImageGrab.grab(xdisplay=own_display).crop((x, y, x + 280, y + 280)).convert('L')) > 128
-    drawn = np.asarray(predict.draw_strokes(passed, brush=30)) > 128
+    drawn = np.asarray(preprocess.draw_strokes(passed, brush=30)) > 128
     assert (screen & drawn).sum() / (screen | drawn).sum() > 0.93  # Tk and PIL differ only at the edges
 
 
@@ -361,9 +363,9 @@ def test_wrong_it_was_saves_the_drawing_with_its_label(window, tmp_path):
     folder = tmp_path / 'my_digits'
     lines = [json.loads(line) for line in (folder / 'labels.jsonl').read_text().splitlines()]
     assert [line['label'] for line in lines] == [1, 7] and not window.label_dialog.winfo_exists()
-    assert lines[1]['strokes'] == [[list(p) for p in stroke] for stroke in passed] and lines[1]['brush'] == predict.BRUSH[2]
+    assert lines[1]['strokes'] == [[list(p) for p in stroke] for stroke in passed] and lines[1]['brush'] == preprocess.BRUSH[2]
     png = np.asarray(Image.open(folder / lines[1]['file']))
-    assert np.array_equal(png, np.asarray(predict.draw_strokes(passed)))
+    assert np.array_equal(png, np.asarray(preprocess.draw_strokes(passed)))
     assert window.status.cget('text') == f'Saved as a 7: 2 drawings in {folder}'
 
 
@@ -408,7 +410,7 @@ def test_strokes_are_recorded_in_canvas_pixels_whatever_the_window_size(window):
     draw_in(window, on_screen)
     expected = [[(x / scale, y / scale) for x, y in points] for points in map(interpolate, on_screen)]
     assert window.strokes == expected and window.shown[-1].digit == 3
-    assert float(window.canvas.itemcget(window.canvas.find_all()[0], 'width')) == predict.BRUSH[2] * scale
+    assert float(window.canvas.itemcget(window.canvas.find_all()[0], 'width')) == preprocess.BRUSH[2] * scale
     window.clear()
     left = window.canvas.master.master  # the card around the canvas: a press there, outside the canvas
     dx, dy = window.canvas.winfo_rootx() - left.winfo_rootx(), window.canvas.winfo_rooty() - left.winfo_rooty()

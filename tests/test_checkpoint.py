@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import checkpoint
+import files
 import nn
 from checkpoint import CheckpointError
 
@@ -161,7 +162,7 @@ def test_find_best_reads_the_recorded_accuracy_on_the_same_split_not_the_file_na
 
 def test_the_shipped_checkpoints_are_in_the_current_format():
     for name in ('cnn.pth', 'mlp.pth'):
-        saved = checkpoint.load(checkpoint.SHIPPED_DIR / name)
+        saved = checkpoint.load(files.SHIPPED_DIR / name)
         assert saved['best']['path'] == name and 'created' not in saved['best']
 
 
@@ -173,7 +174,7 @@ def test_the_lock_refuses_a_second_run_and_removes_stale_temporary_files(tmp_pat
         assert not stale.exists()
         other = subprocess.run([sys.executable, '-c', 'import sys, checkpoint\n'
                                 'with checkpoint.locked(sys.argv[1]): pass', str(tmp_path)],
-                               capture_output=True, text=True, cwd=checkpoint.ROOT)
+                               capture_output=True, text=True, cwd=files.ROOT)
         assert other.returncode == 1
         assert (f'another training run (pid {os.getpid()}) is using {tmp_path}; wait for it to finish '
                 f'or pass another --checkpoint-dir') in other.stderr
@@ -201,7 +202,7 @@ def test_a_checkpoint_folder_that_is_a_file_or_not_writable_is_named(tmp_path, m
 def test_inference_does_not_import_training():  # (torch itself imports tqdm)
     result = subprocess.run([sys.executable, '-c', 'import sys, predict\n'
                              'print(sorted({"train", "pandas"} & set(sys.modules)))'],
-                            capture_output=True, text=True, cwd=checkpoint.ROOT)
+                            capture_output=True, text=True, cwd=files.ROOT)
     assert result.stdout.strip() == '[]', result.stderr
 
 

@@ -3,6 +3,7 @@ import errno
 import gzip
 import http.client
 import math
+import os
 import shutil
 import struct
 import urllib.error
@@ -15,6 +16,7 @@ from PIL import Image
 from torchvision import transforms
 
 import data
+import preprocess
 from conftest import DATA_DIR
 
 
@@ -179,12 +181,14 @@ def test_unwritable_folder_for_a_download_is_reported(tmp_path, monkeypatch):
 
 
 def test_extract_into_a_full_disk_is_reported(raw_copy, monkeypatch):
-    def full(self, content):
-        raise OSError(errno.ENOSPC, 'No space left on device', str(self))
+    def full(fd):
+        raise OSError(errno.ENOSPC, 'No space left on device')
 
-    monkeypatch.setattr(Path, 'write_bytes', full)
-    with pytest.raises(data.DataError, match=r'train-images-idx3-ubyte.part: No space left on device. Check the disk'):
+    monkeypatch.setattr(os, 'fsync', full)
+    with pytest.raises(data.DataError, match=r'could not write \S*train-images-idx3-ubyte \(No space left on device\)\. '
+                                             r'Check the disk'):
         data.extract(raw_copy, download=False)
+    assert sorted(p.name for p in data.raw_dir(raw_copy).iterdir()) == sorted(f'{name}.gz' for name in data.FILES)
 
 
 def test_real_mnist_shapes_and_labels(mnist):
@@ -201,7 +205,7 @@ def test_normalisation_equals_torchvision_transforms(mnist):
     pipeline = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     # torchvision.datasets.MNIST hands each image to the transform as Image.fromarray(uint8, 'L')
     expected = torch.stack([pipeline(Image.fromarray(img.numpy(), mode='L')) for img in sample])
-    ours = data.normalize(sample)
+    ours = preprocess.normalize(sample)
     assert ours.shape == (500, 1, 28, 28)
     assert torch.equal(ours, expected)
     assert ours.min() == -1 and ours.max() == 1
@@ -223,7 +227,7 @@ def test_load_splits_on_real_data(mnist):
     assert x.shape == (1000, 1, 28, 28) and x.dtype == torch.float32 and len(vy) == 5000 and len(ty) == 10000
     train, val = data.split_indices(60000, 5000)
     assert torch.equal(vy, mnist['train'][1][val]) and torch.equal(y, mnist['train'][1][train[:1000]])
-    assert torch.equal(vx, data.normalize(mnist['train'][0][val]))
+    assert torch.equal(vx, preprocess.normalize(mnist['train'][0][val]))
 
 
 def test_batches_shuffle_every_sample_once_and_keep_order_without_shuffle():
@@ -243,7 +247,7 @@ def test_batches_shuffle_every_sample_once_and_keep_order_without_shuffle():
 
 @pytest.fixture(scope='module')
 def digits(mnist):
-    return data.normalize(mnist['train'][0][:256]), mnist['train'][1][:256]
+    return preprocess.normalize(mnist['train'][0][:256]), mnist['train'][1][:256]
 
 
 def test_augment_keeps_each_image_in_its_place():

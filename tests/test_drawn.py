@@ -8,8 +8,10 @@ import torch
 from PIL import Image
 
 import evaluate
+import metrics
 import predict
-from predict import TooSmallError, draw_strokes, strokes_to_mnist, to_mnist
+import preprocess
+from preprocess import TooSmallError, draw_strokes, strokes_to_mnist, to_mnist
 
 # an 8 and a 0 as a mouse draws them, in canvas pixels (two loops; one loop)
 EIGHT = [[(180, 70), (140, 50), (100, 75), (120, 120), (175, 160), (170, 215), (120, 225), (95, 190), (130, 140),
@@ -89,9 +91,9 @@ def test_on_canvas_scales_any_tablet_to_the_same_size(drawn):
 def test_shipped_cnn_reads_the_dev_half_as_the_app_does(model, drawn):
     """A whole-pipeline check (orientation, scaling, centring): well above chance, near the README's number."""
     predictions = evaluate.read_drawn(model, drawn['dev'])
-    result = evaluate.evaluation_of(predictions, [d['label'] for d in drawn['dev']])
+    result = metrics.evaluation_of(predictions, [d['label'] for d in drawn['dev']])
     assert result.accuracy >= 0.97
-    assert evaluate.per_class_accuracy(result).samples.tolist() == [60] * 10
+    assert metrics.per_class_accuracy(result).samples.tolist() == [60] * 10
 
 
 def test_cli_prints_both_halves_and_saves_the_mistakes(tmp_path, capsys):
@@ -132,7 +134,7 @@ def test_shipped_cnn_is_calibrated_and_honest_on_drawings(model, drawn):
     predictions = evaluate.read_drawn(model, drawn['dev'])
     labels = [d['label'] for d in drawn['dev']]
     probabilities = torch.tensor([p.probabilities for p in predictions])
-    assert evaluate.expected_calibration_error(probabilities, labels) <= 0.04
+    assert metrics.expected_calibration_error(probabilities, labels) <= 0.04
     shares = evaluate.verdict_shares(predictions)
     assert shares[predict.NOT_A_DIGIT] <= 0.01
     sure = [p.digit == label for p, label in zip(predictions, labels) if p.verdict == predict.SURE]
@@ -166,7 +168,7 @@ def test_small_thick_digit_keeps_its_holes(strokes, loops):
     """Drawn 30 px tall with the thickest brush, the brushed image has its loops filled; the strokes do not."""
     small = resized(strokes, 30)
     assert holes(strokes_to_mnist(small)) == loops
-    assert holes(to_mnist(draw_strokes(small, brush=predict.BRUSH[1]))) == 0  # the failure this prevents
+    assert holes(to_mnist(draw_strokes(small, brush=preprocess.BRUSH[1]))) == 0  # the failure this prevents
     assert holes(strokes_to_mnist(strokes)) == loops
 
 
@@ -177,7 +179,7 @@ def test_to_mnist_thins_a_thick_pen_on_a_small_digit():
     thin = np.asarray(draw_strokes(EIGHT, brush=8), dtype=np.float64)
     rows, cols = np.flatnonzero(thin.any(1)), np.flatnonzero(thin.any(0))
     crop = thin[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    assert predict.thinned(crop) is crop
+    assert preprocess.thinned(crop) is crop
 
 
 def test_strokes_to_mnist_is_the_same_at_any_size_and_like_mnist():
@@ -185,10 +187,10 @@ def test_strokes_to_mnist_is_the_same_at_any_size_and_like_mnist():
     assert big.shape == (28, 28) and big.dtype == np.uint8
     assert np.abs(big.astype(int) - small).mean() < 12  # the same digit, rounding of mouse pixels aside
     rows, cols = np.flatnonzero(big.any(1)), np.flatnonzero(big.any(0))
-    assert rows[-1] - rows[0] + 1 == predict.BOX                       # the longer side fills MNIST's box
+    assert rows[-1] - rows[0] + 1 == preprocess.BOX                       # the longer side fills MNIST's box
     index = np.arange(28)
     centre = big.sum(1) @ index / big.sum(), big.sum(0) @ index / big.sum()
-    assert max(abs(c - predict.CENTRE) for c in centre) <= 0.5
+    assert max(abs(c - preprocess.CENTRE) for c in centre) <= 0.5
 
 
 @pytest.mark.parametrize('strokes', [[], [[(140, 140)]], [[(140, 140), (150, 145)]], [[(100, 100)], [(112, 108)]]],

@@ -336,7 +336,7 @@ def test_evaluation_between_logits_and_backward_is_a_clear_error_not_a_wrong_gra
     """The trap: a training pass, an evaluation (as train.py does after an epoch), then the
     training pass's backward. The evaluation kept nothing and dropped the training caches, so
     backward refuses; a fresh logits pass then gives autograd's gradient."""
-    from evaluate import evaluate
+    from metrics import evaluate
     net, criterion = nn.Net(dtype=torch.float64), nn.CrossEntropyLoss()
     x, y = torch.randn(16, 784), torch.randint(0, 10, (16,))
     criterion(net.logits(x), y)

@@ -9,9 +9,10 @@ import torch
 from matplotlib.collections import PathCollection
 from matplotlib.ticker import PercentFormatter
 
-import evaluate
+import metrics
+import predict
 import plots
-from evaluate import Evaluation, confusion
+from metrics import Evaluation, confusion
 
 
 def synthetic_history(epochs=6, val=True):
@@ -173,20 +174,6 @@ def test_sample_predictions_finds_wrong_cases_beyond_the_first_images():
     assert plots.sample_predictions(evaluation, images()).subfigs[1].get_suptitle() == 'Wrong: none'
 
 
-@pytest.mark.parametrize('p, text', [(0.9997, '99.97%'), (0.99996, '99.996%'), (0.999997, '99.9997%'),
-                                     (1.0, '>99.9999%'), (0.9999999, '>99.9999%'), (0.5, '50.0%'),
-                                     (0.123, '12.3%'), (0.99, '99.0%'), (0.00312, '0.3%'), (3.12e-5, '0.003%'), (2.3e-7, '2.3e-05%'),
-                                     (0.0, '0%')])
-def test_percent_has_the_digits_that_matter(p, text):
-    assert plots.percent(p) == text
-
-
-def test_percent_never_rounds_to_0_or_100():
-    for p in np.concatenate([np.logspace(-5, -0.4, 400), 1 - np.logspace(-6, -0.4, 400)]):
-        value = float(plots.percent(p).rstrip('%'))
-        assert 0 < value < 100, (p, plots.percent(p))
-
-
 def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
     evaluation = synthetic_evaluation()
     fig = saved(plots.confident_mistakes(evaluation, images(), count=5, path=tmp_path / 'x.png'),
@@ -199,8 +186,8 @@ def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
     for ax, i in zip(shown, expected.tolist()):
         true, predicted = tile_digits(ax)
         assert (true, predicted) == (evaluation.labels[i].item(), evaluation.predictions[i].item()) and true != predicted
-        assert ax.get_title().split('\n')[1:] == [f'p({predicted}) = {plots.percent(confidence[i].item())}',
-                                                  f'p({true}) = {plots.percent(evaluation.probabilities[i, true].item())}']
+        assert ax.get_title().split('\n')[1:] == [f'p({predicted}) = {predict.percent(confidence[i].item())}',
+                                                  f'p({true}) = {predict.percent(evaluation.probabilities[i, true].item())}']
     perfect = synthetic_evaluation()
     perfect.predictions = perfect.labels
     assert plots.confident_mistakes(perfect, images()).get_suptitle() == 'No mistakes'
@@ -214,7 +201,7 @@ def test_reliability_diagram_compares_before_and_after(tmp_path):
     curve_ax, count_ax = fig.axes
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     for name, probabilities in (('before', sharpened), ('after', evaluation.probabilities)):
-        ece = evaluate.expected_calibration_error(probabilities, evaluation.labels)
+        ece = metrics.expected_calibration_error(probabilities, evaluation.labels)
         assert f'{name}: ECE {100 * ece:.2f}% (500 predictions)' in legend
     assert 'perfect calibration' in legend and '15 equal-width' in fig.get_suptitle()
     diagonal = [line for line in curve_ax.get_lines() if line.get_label() == 'perfect calibration'][0]

@@ -18,8 +18,10 @@ from PIL import Image, ImageDraw
 import predict
 from conftest import ROOT
 from data import normalize
-from evaluate import evaluate
-from predict import BlankImageError, load_model, to_mnist
+import preprocess
+from metrics import evaluate
+from predict import load_model
+from preprocess import BlankImageError, to_mnist
 
 SEVEN = [(60, 50), (150, 50), (95, 170)]        # a '7' drawn in the top-left of a 280x280 page
 ONE = [(230, 140), (230, 260)]                  # a '1' in the bottom-right
@@ -65,13 +67,13 @@ def test_off_centre_digit_ends_centred_and_20px(strokes):
     image = to_mnist(draw(strokes))
     assert image.shape == (28, 28) and image.dtype == np.uint8
     row, col = centre_of_mass(image)
-    assert abs(row - predict.CENTRE) <= 0.5 and abs(col - predict.CENTRE) <= 0.5  # whole-pixel shifts
+    assert abs(row - preprocess.CENTRE) <= 0.5 and abs(col - preprocess.CENTRE) <= 0.5  # whole-pixel shifts
     assert max(ink_box(image)) == 20
 
 
 def test_mnist_centre_is_where_mnist_digits_have_it(mnist_test):
     rows, cols = zip(*(centre_of_mass(x) for x in mnist_test[0][:500].numpy()))
-    assert abs(np.mean(rows) - predict.CENTRE) < 0.1 and abs(np.mean(cols) - predict.CENTRE) < 0.1
+    assert abs(np.mean(rows) - preprocess.CENTRE) < 0.1 and abs(np.mean(cols) - preprocess.CENTRE) < 0.1
 
 
 @pytest.mark.parametrize('size, expected', [((60, 180), (20, 7)), ((200, 40), (4, 20))], ids=['tall', 'wide'])
@@ -194,11 +196,11 @@ def test_large_images_are_shrunk_before_any_array_work(tmp_path, monkeypatch):
     page.save(tmp_path / 'big.png')
     page.convert('RGB').save(tmp_path / 'big.jpg')
     expected = to_mnist(draw([SEVEN]))
-    sizes, real = [], predict.grayscale
-    monkeypatch.setattr(predict, 'grayscale', lambda image: sizes.append(image.size) or real(image))
+    sizes, real = [], preprocess.grayscale
+    monkeypatch.setattr(preprocess, 'grayscale', lambda image: sizes.append(image.size) or real(image))
     for source in (tmp_path / 'big.png', tmp_path / 'big.jpg', page):
         assert np.abs(to_mnist(source).astype(int) - expected).mean() < 6
-    assert len(sizes) == 3 and all(max(size) <= predict.LARGEST_SIDE for size in sizes), sizes
+    assert len(sizes) == 3 and all(max(size) <= preprocess.LARGEST_SIDE for size in sizes), sizes
     assert page.size == (3000, 2400)  # the caller's image is left as it was
 
 

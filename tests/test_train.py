@@ -367,7 +367,8 @@ def test_init_from_and_extra_data_fine_tune_on_the_users_drawings(tmp_path, mnis
     import numpy as np
     from data import normalize
     from my_digits import load_drawings
-    from predict import load_model, strokes_to_mnist
+    from predict import load_model
+    from preprocess import strokes_to_mnist
     shipped = ROOT / 'model_checkpoints' / 'shipped' / 'mlp.pth'
     digits = save_digits(tmp_path / 'mine')
     result = run_cli('--init-from', str(shipped), '--extra-data', str(tmp_path / 'mine'), '--epochs', '1',
@@ -439,15 +440,15 @@ def test_a_checkpoint_saved_before_init_from_and_extra_data_existed_still_resume
 def test_the_best_checkpoint_is_calibrated_on_the_validation_split(tmp_path, quick, capsys):
     """A finished run stores a temperature fitted on the validation split in its best checkpoint, which
     predict then applies; the result's test evaluation uses it too."""
-    import evaluate
+    import metrics
     import predict
     result = train.train(epochs=1, checkpoint_dir=tmp_path, **quick)
     saved = checkpoint.load(result['best_checkpoint'])
     calibration = saved['calibration']
     images, labels = quick['data']['val']
-    logits = evaluate.logits_of(checkpoint.build_model(saved), images)
+    logits = metrics.logits_of(checkpoint.build_model(saved), images)
     assert calibration['split'] == 'val' and calibration['temperature'] == pytest.approx(
-        evaluate.fit_temperature(logits, labels))
+        metrics.fit_temperature(logits, labels))
     assert calibration['nll_after'] <= calibration['nll_before']
     assert predict.load_model(result['best_checkpoint']).temperature == calibration['temperature']
     assert f'temperature {calibration["temperature"]:.3g}' in capsys.readouterr().out

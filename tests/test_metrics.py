@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import evaluate
-from evaluate import Evaluation
+import metrics
+from metrics import Evaluation
 from nn import Net
 
 
@@ -22,7 +23,7 @@ def test_evaluate_matches_torch_and_restores_mode():
     torch.manual_seed(0)
     model = Net().train()
     images, labels = torch.randn(250, 1, 28, 28), torch.randint(0, 10, (250,))
-    result = evaluate.evaluate(model, images, labels, batch_size=64)  # batches that do not divide 250
+    result = metrics.evaluate(model, images, labels, batch_size=64)  # batches that do not divide 250
     logits = model.logits(images)
     assert result.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
     assert torch.equal(result.predictions, logits.argmax(1))
@@ -30,7 +31,7 @@ def test_evaluate_matches_torch_and_restores_mode():
     assert torch.allclose(result.probabilities, logits.softmax(1), atol=1e-6)
     assert model.training
     with pytest.raises(ValueError, match='empty'):
-        evaluate.evaluate(model, images[:0], labels[:0])
+        metrics.evaluate(model, images[:0], labels[:0])
 
 
 # digit 0: 3 images, 2 right, one taken for 6; digit 1: 2 right; digit 6: 1 taken for 0; digit 9: 1 for 4
@@ -40,10 +41,10 @@ PREDICTIONS = [0, 0, 6, 1, 1, 0, 4]
 
 def test_confusion_and_per_class_accuracy():
     ev = evaluation_of(LABELS, PREDICTIONS)
-    counts = evaluate.confusion(ev)
+    counts = metrics.confusion(ev)
     assert counts.shape == (10, 10) and counts.sum() == 7
     assert counts[0, 0] == 2 and counts[0, 6] == 1 and counts[6, 0] == 1 and counts[9, 4] == 1
-    table = evaluate.per_class_accuracy(ev).set_index('digit')
+    table = metrics.per_class_accuracy(ev).set_index('digit')
     assert list(table.columns) == ['accuracy', 'samples']
     assert table.loc[0].tolist() == pytest.approx([2 / 3, 3])
     assert table.loc[1].tolist() == [1.0, 2] and table.loc[6].tolist() == [0.0, 1]
@@ -52,7 +53,7 @@ def test_confusion_and_per_class_accuracy():
 
 def test_classification_report_table():
     ev = evaluation_of(LABELS, PREDICTIONS)
-    report = evaluate.classification_report_table(ev)
+    report = metrics.classification_report_table(ev)
     assert list(report.index) == [str(d) for d in range(10)] + ['accuracy', 'macro avg', 'weighted avg']
     assert list(report.columns) == ['precision', 'recall', 'f1-score', 'support']
     assert report.loc['0', 'precision'] == pytest.approx(2 / 3)  # predicted 0 three times, right twice
@@ -63,13 +64,13 @@ def test_classification_report_table():
 
 def test_most_confused_pairs():
     ev = evaluation_of(LABELS + [9, 9], PREDICTIONS + [4, 9])
-    pairs = evaluate.most_confused_pairs(ev, top=3)
+    pairs = metrics.most_confused_pairs(ev, top=3)
     assert pairs[['true', 'predicted', 'count']].values.tolist() == [[9, 4, 2], [0, 6, 1], [6, 0, 1]]
     assert pairs.loc[0, 'share_of_true'] == pytest.approx(2 / 3)
 
 
 def test_save_tables(tmp_path):
-    paths = evaluate.save_tables(evaluation_of(LABELS, PREDICTIONS), tmp_path / 'tables')
+    paths = metrics.save_tables(evaluation_of(LABELS, PREDICTIONS), tmp_path / 'tables')
     assert sorted(p.name for p in paths.values()) == ['classification_report.csv', 'most_confused_pairs.csv',
                                                       'per_class_accuracy.csv']
     report = pd.read_csv(paths['classification_report'], index_col='class')
@@ -102,17 +103,17 @@ def calibration_set(groups):
 
 def test_expected_calibration_error_known_values():
     calibrated = calibration_set([(0.3, 20, 6), (0.55, 40, 22), (0.8, 100, 80), (0.95, 200, 190), (1.0, 50, 50)])
-    assert evaluate.expected_calibration_error(*calibrated) == pytest.approx(0, abs=1e-12)
+    assert metrics.expected_calibration_error(*calibrated) == pytest.approx(0, abs=1e-12)
     overconfident = calibration_set([(0.9, 100, 60)])
-    assert evaluate.expected_calibration_error(*overconfident) == pytest.approx(0.3)
+    assert metrics.expected_calibration_error(*overconfident) == pytest.approx(0.3)
     # half the predictions 30 points overconfident, half calibrated: 0.3 * 1/2
-    assert evaluate.expected_calibration_error(*calibration_set([(0.9, 50, 30), (0.7, 50, 35)])) == pytest.approx(0.15)
+    assert metrics.expected_calibration_error(*calibration_set([(0.9, 50, 30), (0.7, 50, 35)])) == pytest.approx(0.15)
     # bins are (lo, hi]: 0.4 and 0.39 share the bin (1/3, 0.4]; 0.41 is in the next one
     shared = calibration_set([(0.4, 10, 10), (0.39, 10, 0)])
-    assert evaluate.calibration_bins(*shared)[0][5] == 20
-    assert evaluate.expected_calibration_error(*shared) == pytest.approx(abs(0.5 - 0.395))
+    assert metrics.calibration_bins(*shared)[0][5] == 20
+    assert metrics.expected_calibration_error(*shared) == pytest.approx(abs(0.5 - 0.395))
     split = calibration_set([(0.41, 10, 10), (0.39, 10, 0)])
-    assert evaluate.expected_calibration_error(*split) == pytest.approx((0.59 + 0.39) / 2)
+    assert metrics.expected_calibration_error(*split) == pytest.approx((0.59 + 0.39) / 2)
 
 
 def test_expected_calibration_error_matches_a_direct_loop():
@@ -124,9 +125,9 @@ def test_expected_calibration_error_matches_a_direct_loop():
         inside = (confidence > b / 15) & (confidence <= (b + 1) / 15)
         if inside.any():
             total += abs(correct[inside].mean() - confidence[inside].mean()).item() * inside.sum().item()
-    assert evaluate.expected_calibration_error(evaluation.probabilities, evaluation.labels) == pytest.approx(total / 500)
+    assert metrics.expected_calibration_error(evaluation.probabilities, evaluation.labels) == pytest.approx(total / 500)
     split = calibration_set([(0.41, 10, 10), (0.39, 10, 0)])
-    assert evaluate.expected_calibration_error(*split, bins=2) == pytest.approx(0.1)  # one bin (0, 0.5]: |0.5 - 0.4|
+    assert metrics.expected_calibration_error(*split, bins=2) == pytest.approx(0.1)  # one bin (0, 0.5]: |0.5 - 0.4|
 
 
 
@@ -141,30 +142,30 @@ def test_fit_temperature_recovers_a_known_temperature(true_t):
     torch.manual_seed(1)
     logits = torch.randn(20_000, 10) * 4
     labels = sampled(logits, true_t)
-    fitted = evaluate.fit_temperature(logits, labels)
+    fitted = metrics.fit_temperature(logits, labels)
     assert fitted == pytest.approx(true_t, rel=0.05)
-    assert evaluate.nll(logits, labels, fitted) <= min(evaluate.nll(logits, labels, fitted * f) for f in (0.9, 1.1))
+    assert metrics.nll(logits, labels, fitted) <= min(metrics.nll(logits, labels, fitted * f) for f in (0.9, 1.1))
 
 
 def test_calibration_fits_t_and_sets_the_energy_limit_at_its_quantile():
     torch.manual_seed(2)
     logits = torch.randn(5000, 10) * 3
     labels = sampled(logits, 0.5)
-    c = evaluate.calibration(logits, labels)
+    c = metrics.calibration(logits, labels)
     assert c['split'] == 'val' and c['temperature'] == pytest.approx(0.5, rel=0.05)
-    assert c['nll_after'] < c['nll_before'] == pytest.approx(evaluate.nll(logits, labels))
-    below = (evaluate.energies(logits, c['temperature']) <= c['energy_limit']).double().mean().item()
-    assert below == pytest.approx(evaluate.ENERGY_QUANTILE, abs=1e-3)
+    assert c['nll_after'] < c['nll_before'] == pytest.approx(metrics.nll(logits, labels))
+    below = (metrics.energies(logits, c['temperature']) <= c['energy_limit']).double().mean().item()
+    assert below == pytest.approx(metrics.ENERGY_QUANTILE, abs=1e-3)
     # scaling fixes confidence, never the answer: the ECE falls, the argmax is the same
-    before = evaluate.expected_calibration_error(logits.softmax(1), labels)
-    after = evaluate.expected_calibration_error((logits / c['temperature']).softmax(1), labels)
+    before = metrics.expected_calibration_error(logits.softmax(1), labels)
+    after = metrics.expected_calibration_error((logits / c['temperature']).softmax(1), labels)
     assert after < 0.02 < before
 
 
 def test_uncalibrated_undoes_the_temperature():
     logits = torch.randn(50, 10, dtype=torch.float64)
     scaled = (logits / 0.4).softmax(1)
-    assert torch.allclose(evaluate.uncalibrated(scaled, 0.4), logits.softmax(1))
+    assert torch.allclose(metrics.uncalibrated(scaled, 0.4), logits.softmax(1))
 
 
 # ---------------------------------------------------------------- not one digit

@@ -1,0 +1,246 @@
+"""The model's input: how an image file, a photo or the app's strokes become the 28x28 picture MNIST's
+digits are, and the tensor a network reads.
+
+A model that scores 99% on MNIST guesses badly on a drawing or a photo unless the image is prepared the
+way MNIST's digits were: light ink on a dark background, the digit scaled into a 20x20 box and placed in a
+28x28 field by its centre of mass. `to_mnist` does that for pictures; `strokes_to_mnist` for the pen's
+points, redrawn with a stroke like MNIST's whatever the brush. Everything that feeds a model (predict, the
+app, the drawn-digits benchmark, data's synthetic non-digits, your own drawings in my_digits) goes through
+this module, and it imports nothing of the project.
+"""
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+
+MEAN, STD = 0.5, 0.5  # the original's Normalize((0.5,), (0.5,))
+SIZE, BOX = 28, 20   # MNIST: 28x28 field, the digit's longer side scaled to 20 px
+CENTRE = 14.0        # where MNIST's intensity-weighted centre of mass lies (row and column index, measured)
+NOISE_FLOOR = 0.2    # of the brightest ink: fainter is paper texture, shading or noise, and is removed
+MIN_CONTRAST = 32    # below this (of 255) between ink and background, the image counts as blank
+LARGEST_SIDE = 1000  # px; larger images are shrunk to this first: a digit a twentieth as high still spans 50 px
+CANVAS = 280         # the app's drawing area, in pixels: 10x MNIST's 28
+BRUSH = (8, 40, 20)  # the app's brush diameter in canvas pixels: min, max, default
+STROKE_WIDTH = 2.0   # strokes_to_mnist's line width, in pixels of 28 (chosen on the drawn digits' dev half)
+SUPERSAMPLE = 8      # strokes_to_mnist draws 8x larger and averages down: MNIST-like anti-aliased edges
+MIN_DRAWING = 20     # canvas pixels: a drawing whose points span less is a click or a dot, not a digit
+
+
+class BlankImageError(ValueError):
+    """The image holds no ink: one flat colour, or contrast too faint to be a digit."""
+
+
+class TooSmallError(ValueError):
+    """The drawing is too small to read (a click, a dot, a tiny scribble): the user should draw bigger."""
+
+
+def normalize(images):
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1], in exactly the order of
+    torchvision's ToTensor (divide by 255) then Normalize((0.5,), (0.5,))."""
+    return images.unsqueeze(1).float().div(255).sub(MEAN).div(STD)
+
+
+# ---------------------------------------------------------------- pictures (files, photos, arrays)
+
+def open_image(source):
+    """A PIL image from a PIL image, a file path, or a 2-D array (uint8 0..255, or floats 0..1),
+    ready for `grayscale`: upright as its EXIF orientation says, at most LARGEST_SIDE pixels on
+    a side (shrunk before any work on the pixels; JPEGs already while decoding), and 16-bit or
+    float images (modes I;16, I, F) scaled by their own range to 8 bits, which Pillow's
+    convert('L') would instead clip at 255. Raises FileNotFoundError or ValueError naming the file."""
+    if isinstance(source, (str, Path)):
+        image = read_image_file(Path(source))
+    elif isinstance(source, Image.Image):
+        image = source
+        if max(image.size) > LARGEST_SIDE:
+            image = image.copy()   # the caller's image stays as it was
+            image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))
+    else:
+        return array_image(source)
+    return eight_bit(ImageOps.exif_transpose(image))
+
+
+def read_image_file(path):
+    """The image in a file, decoded no larger than LARGEST_SIDE; every way it can fail is a
+    FileNotFoundError or ValueError whose message names the file and says what to do."""
+    try:
+        if path.is_dir():
+            raise ValueError(f'{path}: is a folder, not an image file; name the image files in it')
+        if not path.is_file():
+            raise FileNotFoundError(f'{path}: no such file')
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses twice that; an image it only warns
+            # about is shrunk below before it takes much memory
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))   # calls draft(): a JPEG decodes at 1/2..1/8
+                image.load()
+                return image
+    except PermissionError:
+        raise ValueError(f'{path}: permission denied; make it readable for this user (chmod u+r) '
+                         f'or copy it somewhere readable') from None
+    except FileNotFoundError:   # raised above: it already says so
+        raise
+    except Image.DecompressionBombError:
+        raise ValueError(f'{path}: is too large to read safely, more than {2 * Image.MAX_IMAGE_PIXELS:,} '
+                         f'pixels; scale it down to a few thousand pixels a side') from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:   # some of Pillow's decoders raise SyntaxError
+        raise ValueError(f'{path}: not an image that can be read ({e}); save it again as PNG or '
+                         f'JPEG') from None
+
+
+def array_image(source):
+    array = np.asarray(source)
+    if array.ndim != 2:
+        raise ValueError(f'expected a 2-D grayscale array, got shape {array.shape}')
+    if array.dtype != np.uint8:
+        array = array.astype(np.float64)
+        if array.max(initial=0) <= 1:
+            array = array * 255
+        array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def eight_bit(image):
+    """Modes I;16*, I and F (16-bit PNGs and TIFFs, float TIFFs) as 'L', scaled by the image's
+    own range: their values have no fixed white (16-bit may be 0..65535, 0..4095, ...)."""
+    if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'):
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    low, high = values.min(), values.max()
+    scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))
+
+
+def grayscale(image):
+    """Float array 0..255; transparency is flattened onto a background the ink contrasts with."""
+    if image.mode == 'P':
+        image = image.convert('RGBA')
+    if image.mode in ('RGBA', 'LA', 'PA'):
+        rgba = image.convert('RGBA')
+        alpha = np.asarray(rgba.getchannel('A'), dtype=np.float64) / 255
+        gray = np.asarray(rgba.convert('L'), dtype=np.float64)
+        opaque = alpha > 0.5
+        ink_is_dark = opaque.any() and gray[opaque].mean() < 128
+        background = 255.0 if ink_is_dark else 0.0
+        return gray * alpha + background * (1 - alpha)
+    return np.asarray(image.convert('L'), dtype=np.float64)
+
+
+def to_mnist(image):
+    """The image as MNIST would have it: a 28x28 uint8 array, light ink on a dark background.
+
+    Grayscale; a light background (judged by the median of the border pixels) is inverted and
+    the background level subtracted, so ink on grey paper becomes ink on black; the ink is
+    stretched to 255, cropped to its bounding box, thinned if its strokes are too thick for its
+    size (`thinned`), its longer side scaled to 20 px keeping the aspect ratio (anti-aliased),
+    and pasted into 28x28 so that its intensity-weighted centre of mass lies where MNIST's does. An image that is already 28x28 is taken as an MNIST image:
+    only inverted if its background is light, never cropped or moved.
+    Raises BlankImageError if there is no ink."""
+    gray = grayscale(open_image(image))
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = np.median(border)
+    if background > 127:
+        gray, background = 255 - gray, 255 - background
+    ink = np.clip(gray - background, 0, None)
+    if ink.max(initial=0) < MIN_CONTRAST:
+        raise BlankImageError('no ink found: the image is blank (one flat colour or nearly so); '
+                              'draw or photograph a digit')
+    if gray.shape == (SIZE, SIZE):
+        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+
+    floor = NOISE_FLOOR * ink.max()
+    ink = np.clip(ink - floor, 0, None) * (255 / (ink.max() - floor))
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    ink = thinned(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    height, width = ink.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    box = np.asarray(Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS))
+    return centred(np.clip(box, 0, 255))
+
+
+def thinned(ink):
+    """Cropped ink whose strokes would be thicker than STROKE_WIDTH in MNIST's box, eroded towards it
+    (a minimum filter, at SUPERSAMPLE x the box so that the cost is bounded), and cropped again: a small
+    digit written with a thick pen opens the loops it has not quite filled. The stroke width is the ink's
+    area over half its outline; thin ink is returned as it is."""
+    mask = Image.fromarray(np.where(ink > 127, 255, 0).astype(np.uint8))
+    outline = np.count_nonzero(np.asarray(mask) > np.asarray(mask.filter(ImageFilter.MinFilter(3))))
+    excess = 2 * np.count_nonzero(np.asarray(mask)) / max(outline, 1) * BOX / max(ink.shape) - STROKE_WIDTH
+    if excess < 1:  # less than a pixel of 28 too thick
+        return ink
+    scale = BOX * SUPERSAMPLE / max(ink.shape)
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    large = Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS)
+    for _ in range(int(excess * SUPERSAMPLE / 2)):  # 3x3 minimum r times: a (2r+1)-square one, in O(r)
+        large = large.filter(ImageFilter.MinFilter(3))
+    eroded = np.asarray(large)
+    if eroded.max() <= 0:
+        return ink
+    rows, cols = np.flatnonzero(eroded.max(1) > 0), np.flatnonzero(eroded.max(0) > 0)
+    return np.clip(eroded[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], 0, None)
+
+
+def centred(box):
+    """A box of ink (at most 20x20, floats 0..255) in MNIST's 28x28 field, its intensity-weighted centre
+    of mass where MNIST's is: whole-pixel shifts, as MNIST's were, clamped so no ink falls off."""
+    total = box.sum()
+    centre_row = (box.sum(1) * np.arange(box.shape[0])).sum() / total
+    centre_col = (box.sum(0) * np.arange(box.shape[1])).sum() / total
+    top = int(np.clip(round(CENTRE - centre_row), 0, SIZE - box.shape[0]))
+    left = int(np.clip(round(CENTRE - centre_col), 0, SIZE - box.shape[1]))
+    field = np.zeros((SIZE, SIZE))
+    field[top:top + box.shape[0], left:left + box.shape[1]] = box
+    return np.clip(np.rint(field), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- drawings (strokes)
+
+def draw_segment(pen, start, end, width):
+    """One piece of a stroke as the app draws it: a line `width` pixels wide, round at both ends so
+    that consecutive pieces join round. Ink is 255 on 0: pieces drawn in any order give one image."""
+    pen.line([start, end], fill=255, width=round(width))
+    r = width / 2
+    for x, y in (start, end):
+        pen.ellipse((x - r, y - r, x + r, y + r), fill=255)
+
+
+def draw_pieces(pen, strokes, width, transform=lambda point: point):
+    """Every stroke (a list of (x, y) points) piece by piece, in the order the app draws them while the
+    mouse moves: a dot where the button went down, then a piece to each next point; nothing between strokes."""
+    for stroke in strokes:
+        points = [transform(point) for point in stroke]
+        for start, end in zip(points[:1] + points, points):
+            draw_segment(pen, start, end, width)
+
+
+def draw_strokes(strokes, brush=BRUSH[2], size=CANVAS):
+    """The drawing as the app's canvas shows it: white ink on black, size x size, `brush` pixels wide."""
+    image = Image.new('L', (size, size), 0)
+    draw_pieces(ImageDraw.Draw(image), strokes, brush)
+    return image
+
+
+def strokes_to_mnist(strokes, width=STROKE_WIDTH):
+    """A drawing as MNIST would have it, whatever brush it was drawn with: its points (canvas pixels)
+    scaled so that the ink fits MNIST's 20x20 box, redrawn `width` pixels of 28 wide (about MNIST's own
+    stroke), anti-aliased, and placed by centre of mass as `to_mnist` does. So a small digit drawn with
+    a thick brush keeps the holes its brushed image has filled in.
+    Raises TooSmallError when the points span less than MIN_DRAWING canvas pixels (a click, a dot)."""
+    points = np.array([point for stroke in strokes for point in stroke], dtype=np.float64).reshape(-1, 2)
+    span = np.ptp(points, 0).max() if len(points) else 0
+    if span < MIN_DRAWING:
+        raise TooSmallError(f'the drawing is {span:.0f} px across: too small to read. Draw the digit bigger '
+                            f'(at least {MIN_DRAWING} px, best most of the box)')
+    low, high = points.min(0), points.max(0)
+    pen_width = width * SUPERSAMPLE
+    scale = (BOX - width) * SUPERSAMPLE / span                # the ink, pen included, spans BOX pixels
+    extent = (high - low) * scale
+    size = np.ceil((extent + pen_width) / SUPERSAMPLE).astype(int) * SUPERSAMPLE
+    offset = (size - extent) / 2
+    image = Image.new('L', tuple(size), 0)
+    draw_pieces(ImageDraw.Draw(image), strokes, pen_width, lambda p: tuple((np.asarray(p) - low) * scale + offset))
+    box = image.resize(tuple(size // SUPERSAMPLE), Image.BOX)
+    return centred(np.asarray(box, dtype=np.float64))
