@@ -9,6 +9,7 @@ is (calibration on MNIST test, verdicts on drawings that are not one digit).
 """
 import argparse
 import gzip
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -20,30 +21,36 @@ from PIL import Image, ImageDraw
 import predict
 import preprocess
 from data import load_mnist
-from files import DATA_DIR, DRAWN_FILE
+from files import DATA_DIR, DRAWN_FILE, ROOT
 from metrics import evaluate, evaluation_of, expected_calibration_error, most_confused_pairs, per_class_accuracy, \
     uncalibrated
 from preprocess import normalize
 HALVES = {'dev': ('W01', 'W30'), 'test': ('W31', 'W60')}  # writers: choose on dev, report test as well
+DRAWN_SHA256 = '19dccd456f3f5a5f5df68c88a9a0f1452b15d18faa641e1d7cc32284f76b3104'
+RESTORE = f'git checkout -- {DRAWN_FILE.relative_to(ROOT)}'  # what brings a missing or damaged file back
 DRAWN_SIZE = 182  # pixels: a drawn digit's longer side on the 280-px canvas (65%), as people draw in the app
 
 
 # ---------------------------------------------------------------- drawn digits
 
 class DrawnDataError(FileNotFoundError):
-    """The drawn digits are not where the project reads them."""
+    """The drawn digits are missing or damaged; the message names the file and what to do."""
 
 
 def load_drawn(path=DRAWN_FILE):
     """The drawn digits by half: {'dev': [...], 'test': [...]}, each digit a dict with label, writer,
-    repetition and strokes (pen-down point lists in tablet units, y down). See data/drawn_digits/README.md."""
+    repetition and strokes (pen-down point lists in tablet units, y down). See data/drawn_digits/README.md.
+    The shipped file is checked against its SHA-256 first; any other file named is read as it is."""
     path = Path(path)
     if not path.is_file():
-        raise DrawnDataError(f'{path}: no such file. The drawn digits (UJI Pen Characters v2, see the README\'s '
-                             f'"Real drawings") do not download with MNIST; copy them: mkdir -p data/drawn_digits && '
-                             f'cp ../shared/drawn_digits/* data/drawn_digits/')
-    with gzip.open(path, 'rt') as f:
-        digits = json.load(f)
+        raise DrawnDataError(f'{path}: no such file. The drawn digits ship with the repository in '
+                             f'{RESTORE.split()[-1]}: restore it with `{RESTORE}`')
+    content = path.read_bytes()
+    if path.resolve() == DRAWN_FILE and hashlib.sha256(content).hexdigest() != DRAWN_SHA256:
+        raise DrawnDataError(f'{path}: checksum mismatch (its SHA-256 is not the published one in '
+                             f'data/drawn_digits/README.md); it is damaged: restore it with '
+                             f'`{RESTORE}`')
+    digits = json.loads(gzip.decompress(content))
     return {half: [d for d in digits if first <= d['writer'] <= last] for half, (first, last) in HALVES.items()}
 
 
@@ -208,7 +215,7 @@ def calibration_report(model, data_dir=DATA_DIR, figure=None):
     return '\n'.join(lines)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a checkpoint on the drawn digits (dev and test half) '
                                                  'and its calibration.')
     parser.add_argument('--drawn', nargs='?', const=DRAWN_FILE, metavar='FILE',
@@ -229,18 +236,46 @@ def main(argv=None):
     parser.add_argument('--limit', type=int, help='only N digits of each half, spread over it (a quick look)')
     parser.add_argument('--sheet', metavar='FILE.png', help="save the mistakes of both halves as a contact sheet")
     args = parser.parse_args(argv)
-    if args.drawn is None and not args.calibration:
-        parser.error('say what to evaluate: --drawn (the drawn-digits benchmark), --calibration, or both')
-    if args.figure and not args.calibration:
-        parser.error('--figure saves the reliability diagram of --calibration: add --calibration')
-    if not preprocess.MIN_DRAWING <= args.size <= preprocess.CANVAS:
-        parser.error(f'--size must be between {preprocess.MIN_DRAWING} and {preprocess.CANVAS} pixels')
-    if args.brush is not None and args.brush < 1:
-        parser.error('--brush must be at least 1 pixel')
-    if args.width is not None and not 0 < args.width < preprocess.BOX:
-        parser.error(f'--width must be more than 0 and less than {preprocess.BOX} pixels')
-    if args.limit is not None and args.limit < 1:
-        parser.error('--limit must be at least 1')
+    problems = [(args.drawn is None and not args.calibration,
+                 'say what to evaluate: --drawn (the drawn-digits benchmark), --calibration, or both'),
+                (args.figure and not args.calibration,
+                 '--figure saves the reliability diagram of --calibration: add --calibration'),
+                (not preprocess.MIN_DRAWING <= args.size <= preprocess.CANVAS,
+                 f'--size must be between {preprocess.MIN_DRAWING} and {preprocess.CANVAS} pixels'),
+                (args.brush is not None and args.brush < 1, '--brush must be at least 1 pixel'),
+                (args.width is not None and not 0 < args.width < preprocess.BOX,
+                 f'--width must be more than 0 and less than {preprocess.BOX} pixels'),
+                (args.limit is not None and args.limit < 1, '--limit must be at least 1')]
+    for wrong, message in problems:
+        if wrong:
+            parser.error(message)
+    return args
+
+
+def drawn_report(model, halves, args):
+    """What --drawn prints: each half's accuracy and honesty, then the drawings that are not one digit.
+    Returns every (digit, prediction) pair, for the contact sheet."""
+    if args.pipeline == 'strokes':
+        how = f'strokes redrawn {args.width or preprocess.STROKE_WIDTH:g} px wide of 28 (preprocess.strokes_to_mnist)'
+    else:
+        how = f'image drawn with a {args.brush or preprocess.BRUSH[2]}-px brush (preprocess.draw_strokes, to_mnist)'
+    print(f'read as: {how}; digits {args.size} px on the {preprocess.CANVAS}-px canvas')
+    readings = []
+    for name, digits in halves.items():
+        if args.limit:
+            digits = digits[::max(1, len(digits) // args.limit)][:args.limit]
+        predictions = read_drawn(model, digits, args.pipeline, args.brush, args.size, args.width)
+        labels = [d['label'] for d in digits]
+        print(report(name, evaluation_of(predictions, labels)))
+        print(honesty_report(name, predictions, labels, model.temperature))
+        readings += zip(digits, predictions)
+    print(negatives_report(model, halves['dev'], count=args.limit or 200))
+    print(unfinished_report(model, [d for digits in halves.values() for d in digits]))
+    return readings
+
+
+def main(argv=None):
+    args = parse_args(argv)
     try:
         model = predict.load_model(args.checkpoint)
         print(f'model: {model.describe()}')
@@ -255,25 +290,10 @@ def main(argv=None):
     except OSError as e:  # --figure: a folder that cannot be made, a file that cannot be written
         print(f'error: --figure {args.figure}: cannot save the reliability diagram ({e})', file=sys.stderr)
         return 1
-    if args.pipeline == 'strokes':
-        how = f'strokes redrawn {args.width or preprocess.STROKE_WIDTH:g} px wide of 28 (preprocess.strokes_to_mnist)'
-    else:
-        how = f'image drawn with a {args.brush or preprocess.BRUSH[2]}-px brush (preprocess.draw_strokes, to_mnist)'
-    print(f'read as: {how}; digits {args.size} px on the {preprocess.CANVAS}-px canvas')
-    mistakes = []
-    for name, digits in halves.items():
-        if args.limit:
-            digits = digits[::max(1, len(digits) // args.limit)][:args.limit]
-        predictions = read_drawn(model, digits, args.pipeline, args.brush, args.size, args.width)
-        labels = [d['label'] for d in digits]
-        print(report(name, evaluation_of(predictions, labels)))
-        print(honesty_report(name, predictions, labels, model.temperature))
-        mistakes += [(d, p) for d, p in zip(digits, predictions)]
-    print(negatives_report(model, halves['dev'], count=args.limit or 200))
-    print(unfinished_report(model, [d for digits in halves.values() for d in digits]))
+    readings = drawn_report(model, halves, args)
     if args.sheet:
         try:
-            contact_sheet(*zip(*mistakes), brush=args.brush, size=args.size).save(args.sheet)
+            contact_sheet(*zip(*readings), brush=args.brush, size=args.size).save(args.sheet)
         except (OSError, ValueError) as e:  # a folder that is not there, an unknown extension
             print(f'error: --sheet {args.sheet}: cannot save the contact sheet ({e})', file=sys.stderr)
             return 1

@@ -30,10 +30,7 @@ def resized(strokes, height, centre=(140, 140)):
 
 @pytest.fixture(scope='module')
 def drawn():
-    try:
-        return evaluate.load_drawn()
-    except evaluate.DrawnDataError as e:
-        pytest.fail(f'the drawn digits are needed for this test: {e}')
+    return evaluate.load_drawn()  # shipped with the repository
 
 
 @pytest.fixture(scope='module')
@@ -69,10 +66,20 @@ def test_loader_halves(drawn):
     assert all(d['strokes'] and all(len(point) == 2 for s in d['strokes'] for point in s) for d in every)
 
 
-def test_missing_file_says_how_to_copy_it(tmp_path):
-    with pytest.raises(evaluate.DrawnDataError, match=r'cp \.\./shared/drawn_digits/\* data/drawn_digits/'):
+def test_missing_file_says_how_to_restore_it(tmp_path):
+    with pytest.raises(evaluate.DrawnDataError, match=r'git checkout -- data/drawn_digits/uji_digits\.json\.gz'):
         evaluate.load_drawn(tmp_path / 'none.json.gz')
     assert evaluate.main(['--drawn', str(tmp_path / 'none.json.gz')]) == 1
+
+
+def test_the_shipped_file_is_checked_against_its_checksum(monkeypatch, tmp_path):
+    damaged = tmp_path / 'uji_digits.json.gz'
+    content = bytearray(evaluate.DRAWN_FILE.read_bytes())
+    content[len(content) // 2] ^= 1
+    damaged.write_bytes(bytes(content))
+    monkeypatch.setattr(evaluate, 'DRAWN_FILE', damaged)
+    with pytest.raises(evaluate.DrawnDataError, match='checksum mismatch'):
+        evaluate.load_drawn(damaged)
 
 
 def test_on_canvas_scales_any_tablet_to_the_same_size(drawn):
