@@ -29,22 +29,17 @@ import torch
 import nn
 from data import DataError, batches, extract, load_splits
 from files import DATA_DIR
-from train import Config, TrainingError, resolve_device, train
-
-CNN_CONFIG = {'channels': (32, 64), 'hidden': 128, 'dropout': 0.25, 'init': 'he'}  # cnn-best's network
-CNN_RECIPE = {'batch_size': 128, 'lr': 3e-3, 'weight_decay': 1e-4, 'label_smoothing': 0.1}
+from train import Config, TrainingError, machine, make_config, model_options, resolve_device, train
 
 
-def machine(device):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    gpu = f', {torch.cuda.get_device_name(device)}' if device.type == 'cuda' else ''
-    return (f'{cpu}, {torch.get_num_threads()} threads{gpu}, torch {torch.__version__}, '
-            f'Python {platform.python_version()}')
+
+def step_recipe(config):
+    """(network options, optimisation settings) of a train.Config: what a step comparison needs."""
+    return model_options(config), {k: getattr(config, k) for k in ('batch_size', 'lr', 'weight_decay', 'label_smoothing')}
+
+
+MLP_CONFIG, MLP_RECIPE = step_recipe(Config())                      # the default run: Net, batch 64, Adam 1e-3
+CNN_CONFIG, CNN_RECIPE = step_recipe(make_config(preset='cnn-best'))  # the cnn-best recipe's network and step
 
 
 def sync(device):
@@ -235,17 +230,16 @@ def main():
     except (DataError, TrainingError) as e:
         sys.exit(f'error: {e}')
 
-    print(f'Machine: {machine(device)}')
+    print(f'Machine: {machine(device)}, torch {torch.__version__}, Python {platform.python_version()}')
     torch.manual_seed(0)
-    mlp = {'batch_size': 64, 'lr': 1e-3, 'weight_decay': 0.0, 'label_smoothing': 0.0}
-    epoch = list(batches(images, labels, 64, shuffle=True))
+    epoch = list(batches(images, labels, MLP_RECIPE['batch_size'], shuffle=True))
     if not args.skip_mlp:
-        compare('MLP (Net), one epoch', 'Net', {}, mlp, epoch, device, args.repeats)
+        compare('MLP (Net), one epoch', 'Net', MLP_CONFIG, MLP_RECIPE, epoch, device, args.repeats)
         if not args.skip_original and device.type == 'cpu':
             seconds = original_pipeline_epoch(args.data_dir)
             print(f'\n(c) original pipeline (torchvision MNIST + DataLoader, from-scratch Net): {seconds:.2f} s/epoch')
         if args.profile:
-            profile_steps('Net', {}, mlp, epoch[:300], device)
+            profile_steps('Net', MLP_CONFIG, MLP_RECIPE, epoch[:300], device)
     if not args.skip_cnn:
         cnn_batches = list(batches(images, labels, CNN_RECIPE['batch_size'], shuffle=True))[:args.cnn_steps]
         compare('CNN (cnn-best network)', 'CNN', CNN_CONFIG, CNN_RECIPE, cnn_batches, device, args.repeats)
@@ -253,7 +247,7 @@ def main():
             profile_steps('CNN', CNN_CONFIG, CNN_RECIPE, cnn_batches, device)
 
     if not args.skip_full_run:
-        full_run_against_torch(args.data_dir, device, mlp, epoch)
+        full_run_against_torch(args.data_dir, device, MLP_RECIPE, epoch)
 
 
 if __name__ == '__main__':

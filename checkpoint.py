@@ -48,6 +48,25 @@ def save(path, checkpoint):
         raise CheckpointError(f'{e}; free some disk space or pass another --checkpoint-dir') from None
 
 
+def build(model, optimizer, epoch, metrics, config, history, best):
+    """A checkpoint in the format above, of `model` (an nn model) and its `optimizer` after `epoch`."""
+    return {'format_version': FORMAT_VERSION,
+            'architecture': {'name': type(model).__name__, 'config': model.config},
+            'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+            'epoch': epoch, 'metrics': metrics, 'config': config, 'history': history, 'best': best}
+
+
+def save_calibrated(path, saved, calibration):
+    """Store `calibration` (metrics.calibration's dict) in the loaded checkpoint `saved` and write it back to
+    `path`, checked as load checks it. Returns the calibration."""
+    problem = structure_problem({**saved, 'calibration': calibration})
+    if problem:
+        raise CheckpointError(f'checkpoint {path} {problem}')
+    saved['calibration'] = calibration
+    save(path, saved)
+    return calibration
+
+
 def load(path, map_location='cpu'):
     """The checkpoint at `path`, loaded safely onto `map_location` and checked (keys, types,
     format version, finite weights) before anything touches a model.

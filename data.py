@@ -365,62 +365,75 @@ def non_digits(n, generator=None):
     (preprocess.strokes_to_mnist). A seed drawn from `generator` (a torch.Generator) drives a numpy rng,
     so a seeded generator gives the same images. About 1 ms an image: build a bank once per run."""
     rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=generator)))
-
-    def walk(steps, step, turn, start):  # a smooth random walk
-        point, heading, points = np.asarray(start, dtype=float), rng.uniform(0, 2 * np.pi), []
-        for _ in range(steps):
-            heading += rng.normal(0, turn)
-            point = np.clip(point + step * np.array([np.cos(heading), np.sin(heading)]), 20, 260)
-            points.append(point.copy())
-        return [points]
-
-    def scribble():
-        return walk(rng.integers(20, 101), rng.uniform(5, 15), rng.uniform(0.3, 1.2), rng.uniform(60, 220, 2))
-
-    def strokes():  # at least five points: two points alone would be a line, a plausible 1
-        while True:
-            drawn = [rng.uniform(30, 250, (rng.integers(2, 6), 2)) for _ in range(rng.integers(1, 4))]
-            if sum(map(len, drawn)) >= 5:
-                return drawn
-
-    def coil():  # several overlapping turns drifting sideways: never a single clean 0
-        turns, steps = rng.uniform(2, 5), rng.integers(40, 90)
-        t = np.linspace(0, 2 * np.pi * turns, steps)
-        radius = rng.uniform(20, 70, 2)
-        drift = rng.uniform(15, 40, 2) * rng.choice([-1, 1], 2) / (2 * np.pi)  # px per radian
-        centre = rng.uniform(90, 190, 2)
-        return [np.stack([centre[0] + radius[0] * np.cos(t) + drift[0] * t,
-                          centre[1] + radius[1] * np.sin(t) + drift[1] * t], 1)]
-
-    def zigzag():
-        teeth, angle = rng.integers(4, 12), rng.uniform(0, np.pi)
-        along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
-        length, height = rng.uniform(100, 220), rng.uniform(15, 80)
-        offsets = np.linspace(-length / 2, length / 2, teeth)[:, None] * along
-        return [rng.uniform(110, 170, 2) + offsets + (np.arange(teeth) % 2 * 2 - 1)[:, None] * height / 2 * across]
-
-    def hatching():  # dense parallel lines, sometimes crossed by a second set
-        drawn = []
-        for _ in range(rng.integers(1, 3)):
-            lines, angle = rng.integers(4, 12), rng.uniform(0, np.pi)
-            along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
-            centre, length = rng.uniform(110, 170, 2), rng.uniform(60, 180)
-            for k in np.linspace(-1, 1, lines) * rng.uniform(30, 90):
-                drawn.append([centre + k * across - length / 2 * along, centre + k * across + length / 2 * along])
-        return drawn
-
-    def blob():  # a tight scribble: many short steps in a small area, ink filling it
-        return walk(rng.integers(60, 150), rng.uniform(3, 8), rng.uniform(1.0, 2.0), rng.uniform(100, 180, 2))
-
-    kinds = (scribble, strokes, coil, zigzag, hatching, blob)
     images = np.empty((n, 28, 28), dtype=np.uint8)
     for i in range(n):
         while True:
             drawing = [stroke for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4, 5]))
-                       for stroke in kinds[rng.integers(len(kinds))]()]
+                       for stroke in NON_DIGIT_KINDS[rng.integers(len(NON_DIGIT_KINDS))](rng)]
             try:
                 images[i] = strokes_to_mnist([[tuple(p) for p in s] for s in drawing])
                 break
             except TooSmallError:
                 pass
     return normalize(torch.from_numpy(images))
+
+
+def random_walk(rng, steps, step, turn, start):
+    """One smooth stroke: `steps` steps of `step` px, the heading turning by N(0, turn) each step."""
+    point, heading, points = np.asarray(start, dtype=float), rng.uniform(0, 2 * np.pi), []
+    for _ in range(steps):
+        heading += rng.normal(0, turn)
+        point = np.clip(point + step * np.array([np.cos(heading), np.sin(heading)]), 20, 260)
+        points.append(point.copy())
+    return [points]
+
+
+def scribble(rng):
+    return random_walk(rng, rng.integers(20, 101), rng.uniform(5, 15), rng.uniform(0.3, 1.2), rng.uniform(60, 220, 2))
+
+
+def random_strokes(rng):
+    """At least five points: two points alone would be a line, a plausible 1."""
+    while True:
+        drawn = [rng.uniform(30, 250, (rng.integers(2, 6), 2)) for _ in range(rng.integers(1, 4))]
+        if sum(map(len, drawn)) >= 5:
+            return drawn
+
+
+def coil(rng):
+    """Several overlapping turns drifting sideways: never a single clean 0."""
+    turns, steps = rng.uniform(2, 5), rng.integers(40, 90)
+    t = np.linspace(0, 2 * np.pi * turns, steps)
+    radius = rng.uniform(20, 70, 2)
+    drift = rng.uniform(15, 40, 2) * rng.choice([-1, 1], 2) / (2 * np.pi)  # px per radian
+    centre = rng.uniform(90, 190, 2)
+    return [np.stack([centre[0] + radius[0] * np.cos(t) + drift[0] * t,
+                      centre[1] + radius[1] * np.sin(t) + drift[1] * t], 1)]
+
+
+def zigzag(rng):
+    teeth, angle = rng.integers(4, 12), rng.uniform(0, np.pi)
+    along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    length, height = rng.uniform(100, 220), rng.uniform(15, 80)
+    offsets = np.linspace(-length / 2, length / 2, teeth)[:, None] * along
+    return [rng.uniform(110, 170, 2) + offsets + (np.arange(teeth) % 2 * 2 - 1)[:, None] * height / 2 * across]
+
+
+def hatching(rng):
+    """Dense parallel lines, sometimes crossed by a second set."""
+    drawn = []
+    for _ in range(rng.integers(1, 3)):
+        lines, angle = rng.integers(4, 12), rng.uniform(0, np.pi)
+        along, across = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+        centre, length = rng.uniform(110, 170, 2), rng.uniform(60, 180)
+        for k in np.linspace(-1, 1, lines) * rng.uniform(30, 90):
+            drawn.append([centre + k * across - length / 2 * along, centre + k * across + length / 2 * along])
+    return drawn
+
+
+def blob(rng):
+    """A tight scribble: many short steps in a small area, ink filling it."""
+    return random_walk(rng, rng.integers(60, 150), rng.uniform(3, 8), rng.uniform(1.0, 2.0), rng.uniform(100, 180, 2))
+
+
+NON_DIGIT_KINDS = (scribble, random_strokes, coil, zigzag, hatching, blob)

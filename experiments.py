@@ -10,7 +10,6 @@ time and the machine. The notebook reads the cached rows and plots them (plots.e
 import argparse
 import contextlib
 import io
-import platform
 import sys
 import tempfile
 import time
@@ -39,16 +38,6 @@ def command(options, seed):
     return ' '.join(['python train.py'] + [f'{train.flag(k)} {v}' for k, v in options.items()] + [f'--seed {seed}'])
 
 
-def machine():
-    """The CPU model (or GPU name) and torch's thread count: timings only compare on one machine."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    names = [line.split(':', 1)[1].strip() for line in Path('/proc/cpuinfo').read_text().splitlines()
-             if line.startswith('model name')] if Path('/proc/cpuinfo').exists() else []
-    threads = torch.get_num_threads()
-    return f'{names[0] if names else platform.processor() or platform.machine()}, {threads} thread{"s" * (threads > 1)}'
-
-
 def run(recipe, seed, splits, verbose=False, **options):
     """Train `recipe` (a RECIPES name) with `seed` on `splits`; options override the recipe
     (e.g. epochs=1 for a smoke test). Returns the run's row."""
@@ -63,7 +52,7 @@ def run(recipe, seed, splits, verbose=False, **options):
     best = history.loc[history['val_acc'].idxmax()]  # the first maximum, as training keeps it
     return {'recipe': recipe, 'seed': seed, 'best_epoch': int(best['epoch']), 'epochs': len(history),
             'val_acc': best['val_acc'], 'test_acc': result['test'].accuracy, 'seconds': round(seconds, 1),
-            'command': command(options, seed), 'machine': machine(), 'torch': torch.__version__}
+            'command': command(options, seed), 'machine': train.machine(train.resolve_device('auto')), 'torch': torch.__version__}
 
 
 def run_all(recipes=tuple(RECIPES), seeds=SEEDS, out=CACHE, data_dir=DATA_DIR, **options):

@@ -17,6 +17,7 @@ import argparse
 import inspect
 import math
 import os
+import platform
 import shlex
 import signal
 import sys
@@ -58,10 +59,6 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
                  'augment': True, 'label_smoothing': 0.1, 'weight_decay': 1e-4, 'dropout': 0.25},
 }
 PRESETS['cnn-fast'] = {**PRESETS['cnn-best'], 'channels': (16, 32), 'epochs': 10, 'dropout': 0.0}  # about 2 min on a CPU
-# what a resumed run may change; every other option is the recipe, taken from the checkpoint
-RESUMABLE = ('epochs', 'device', 'data_dir', 'checkpoint_dir', 'resume', 'dry_run', 'progress')
-ADDED_LATER = {'init_from': None, 'extra_data': None, 'styles': 0.0, 'non_digits': 0.0, 'channels': (32, 64),
-               'hidden': 128}  # options older checkpoints lack: absent means these
 EXTRA_SHARE = 0.1  # --extra-data's drawings, repeated, make up about this share of every epoch's images
 NON_DIGIT_BANK = 5000  # synthetic non-digits rendered once per run (~1 ms each); batches sample and distort them
 
@@ -73,64 +70,72 @@ fraction = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
 @dataclass
 class Config:
     """Every option of a run. metadata: help; choices; valid, a (test, what it requires) pair;
-    model_option, passed to the models whose constructor takes it."""
-    epochs: int = field(default=30, metadata={'help': 'epochs to train', 'valid': positive})
+    model_option, passed to the models whose constructor takes it; resumable, an option a resumed run may
+    change (every other one is the recipe, taken from the checkpoint); older_checkpoints, for an option added
+    after checkpoints were first written: the value a checkpoint that lacks it was trained with (the project
+    has no version numbers: an option added later declares this, and older checkpoints keep resuming)."""
+    epochs: int = field(default=30, metadata={'resumable': True, 'help': 'epochs to train', 'valid': positive})
     batch_size: int = field(default=64, metadata={'help': 'minibatch size', 'valid': positive})
     lr: float = field(default=1e-3, metadata={'help': 'Adam learning rate', 'valid': (lambda v: v > 0, 'must be positive')})
     seed: int = field(default=0, metadata={'help': 'seed for initialisation, shuffling and everything random',
                                            'valid': not_negative})
-    device: str = field(default='auto', metadata={'help': "'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', ..."})
-    init: str = field(default='xavier', metadata={'help': 'weight initialisation', 'choices': nn.INITS,
-                                                  'model_option': True})
+    device: str = field(default='auto', metadata={
+        'help': "'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', ...", 'resumable': True})
+    init: str = field(default=None, metadata={'help': "weight initialisation (default: the model's own: xavier for "
+                                              'Net, as the original; he for CNN)', 'choices': nn.INITS,
+                                              'model_option': True})
     model: str = field(default='Net', metadata={'help': 'architecture: Net (the 784-256-128-10 MLP) or CNN',
                                                 'choices': tuple(nn.MODELS)})
     dropout: float = field(default=0.0, metadata={'help': "dropout probability before the CNN's output layer",
                                                   'valid': fraction, 'model_option': True})
-    channels: tuple = field(default=(32, 64), metadata={
+    channels: tuple = field(default=(32, 64), metadata={'older_checkpoints': (32, 64),
         'help': "the CNN's feature maps in its two convolution blocks; 16,32 takes about 2.5x less time per step",
         'valid': (lambda v: len(v) == 2 and all(type(c) is int and c >= 1 for c in v),
                   'must be two whole numbers of at least 1, e.g. 16,32'),
         'parse': lambda text: tuple(int(c) if c.strip().isdigit() else c for c in text.split(',')),
         'metavar': 'C1,C2', 'model_option': True})
     hidden: int = field(default=128, metadata={'help': "units in the CNN's hidden layer", 'valid': positive,
-                                               'model_option': True})
+                                               'model_option': True, 'older_checkpoints': 128})
     schedule: str = field(default='cosine', metadata={'help': 'learning-rate schedule over all steps (set per step; '
                                                       "the lr is the peak; the original's was constant)",
                                                       'choices': SCHEDULES})
     augment: bool = field(default=False, metadata={'help': 'random shifts (2 px), rotations (10 deg) and zooms (10%%) '
                                                     'of every training batch'})
-    styles: float = field(default=0.0, metadata={'help': 'share of the training 0s, 1s, 4s and 7s drawn in styles MNIST '
+    styles: float = field(default=0.0, metadata={'older_checkpoints': 0.0,
+                                                 'help': 'share of the training 0s, 1s, 4s and 7s drawn in styles MNIST '
                                                  'hardly has (slashed 0, flagged 1, open 4, crossed 7; data.add_styles)',
                                                  'valid': (lambda v: 0 <= v <= 1, 'must be in [0, 1]')})
     label_smoothing: float = field(default=0.0, metadata={'help': 'mix this much of the uniform distribution '
                                                           'into the targets', 'valid': fraction})
     weight_decay: float = field(default=0.0, metadata={'help': 'decoupled weight decay (AdamW)', 'valid': not_negative})
-    non_digits: float = field(default=0.0, metadata={
+    non_digits: float = field(default=0.0, metadata={'older_checkpoints': 0.0,
         'help': 'outlier exposure: add this many synthetic non-digits (scribbles, strokes, hatching; data.non_digits) '
                 'per digit to every training batch, trained towards the uniform distribution, so that a scribble '
                 'is not shown as a confident digit', 'valid': fraction})
     preset: str = field(default=None, metadata={'help': 'a named recipe (flags given as well override it): '
                                                 + ', '.join(f'{k} {v}' for k, v in PRESETS.items() if v),
                                                 'choices': tuple(PRESETS)})
-    data_dir: str = field(default=str(DATA_DIR), metadata={'help': 'folder holding MNIST/raw/'})
-    checkpoint_dir: str = field(default=str(RUNS_DIR), metadata={
+    data_dir: str = field(default=str(DATA_DIR), metadata={'resumable': True, 'help': 'folder holding MNIST/raw/'})
+    checkpoint_dir: str = field(default=str(RUNS_DIR), metadata={'resumable': True,
         'help': 'where checkpoints and the history CSV go (the app and predict.py look there)'})
     val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection',
                                                   'valid': not_negative})
     select_on: str = field(default='val', metadata={'help': 'split that picks the best checkpoint (test: as the original did)',
                                                     'choices': ('val', 'test')})
     train_subset: int = field(default=0, metadata={'help': 'train on only this many images (0: all)', 'valid': not_negative})
-    resume: str = field(default=None, metadata={'help': 'checkpoint to continue from, e.g. model_checkpoints/last.pth'})
-    init_from: str = field(default=None, metadata={
+    resume: str = field(default=None, metadata={'help': 'checkpoint to continue from, e.g. model_checkpoints/last.pth',
+                                                'resumable': True})
+    init_from: str = field(default=None, metadata={'older_checkpoints': None,
         'help': "start a NEW run from this checkpoint's weights and architecture, e.g. to fine-tune a shipped "
                 'model: fresh optimizer, epochs, schedule and history, and the options given here (unlike '
                 '--resume, which continues a run where it stopped, with its recipe)'})
-    extra_data: str = field(default=None, metadata={
+    extra_data: str = field(default=None, metadata={'older_checkpoints': None,
         'help': "a folder of your own drawings (labels.jsonl, as the app's \"Wrong? It was...\" saves them in "
                 f'data/my_digits) mixed into training, each repeated so that together they make about '
                 f'{EXTRA_SHARE:.0%}% of every epoch; validation and test stay MNIST\'s'})
-    dry_run: bool = field(default=False, metadata={'help': 'one epoch of a few batches, nothing saved: checks the set-up'})
-    progress: bool = field(default=True, metadata={'help': 'show progress bars'})
+    dry_run: bool = field(default=False, metadata={'help': 'one epoch of a few batches, nothing saved: checks the set-up',
+                                                   'resumable': True})
+    progress: bool = field(default=True, metadata={'resumable': True, 'help': 'show progress bars'})
 
     def __post_init__(self):  # paths as plain strings, so checkpoints load with weights_only=True
         self.data_dir, self.checkpoint_dir = str(self.data_dir), str(self.checkpoint_dir)
@@ -155,6 +160,11 @@ class Interrupted(KeyboardInterrupt):
 
 def flag(name):
     return '--' + name.replace('_', '-')
+
+
+def resumable(name):
+    """Whether a resumed run may change option `name` (its Config field says so)."""
+    return Config.__dataclass_fields__[name].metadata.get('resumable', False)
 
 
 def make_config(**options):
@@ -204,10 +214,11 @@ def shown(value):
 
 
 def model_options(config):
-    """The options config.model's constructor takes (nn's models are the one source of them)."""
+    """The options config.model's constructor takes (nn's models are the one source of them); an option left
+    at None (init) is the constructor's own default."""
     accepted = inspect.signature(nn.MODELS[config.model]).parameters
     return {f.name: getattr(config, f.name) for f in fields(Config) if f.metadata.get('model_option')
-            and f.name in accepted}
+            and f.name in accepted and getattr(config, f.name) is not None}
 
 
 def resolve_device(name):
@@ -230,6 +241,18 @@ def resolve_device(name):
         raise TrainingError(f'--device {name}: ' + ('no such device here' if device else 'not a device name')
                             + f'; this machine has {", ".join(present)}: use --device auto or --device cpu')
     return device
+
+
+def machine(device):
+    """The CPU model and torch's thread count, and the GPU on CUDA: timings only compare on one machine."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    gpu = f', {torch.cuda.get_device_name(device)}' if device.type == 'cuda' else ''
+    return f'{cpu}, {threads} thread{"s" * (threads > 1)}{gpu}'
 
 
 def learning_rate(schedule, peak, step, total_steps):
@@ -279,14 +302,10 @@ class Run:
 
 
 def train_epoch(run, images, labels, epoch=1):
-    """One pass over shuffled minibatches, with the rate of every step from run.lr_at. Returns mean
-    loss, accuracy and the mean L2 norm of each weight's gradient, sampled every NORM_EVERY steps
-    (every step would cost ~5% of the epoch). With config.styles a share of some digits is redrawn
-    in other styles (data.add_styles), then with config.augment each batch is distorted by
-    data.augment (loss and accuracy are then those of the distorted images). With config.non_digits
-    each batch gets round(non_digits * batch) images of run.non_digits, distorted, with target -1 (the
-    uniform distribution): the loss is the mixed batch's, the accuracy the digits'. A loss that is not
-    finite, or far above chance's, stops training with a TrainingError."""
+    """One pass over shuffled minibatches (each made by `training_batch`), with the rate of every step from
+    run.lr_at. Returns mean loss, accuracy and the mean L2 norm of each weight's gradient, sampled every
+    NORM_EVERY steps (every step would cost ~5% of the epoch). A loss that is not finite, or far above
+    chance's, stops training with a TrainingError."""
     model, optimizer, criterion, batch_size = run.model, run.optimizer, run.criterion, run.config.batch_size
     desc, first_step = f'epoch {epoch}/{run.config.epochs}', (epoch - 1) * run.steps_per_epoch
     weights = [(name, p) for name, p in model.named_parameters() if name.endswith('weight')]
@@ -297,16 +316,9 @@ def train_epoch(run, images, labels, epoch=1):
     bar = tqdm(total=steps, desc=desc, disable=not run.config.progress, leave=False, unit='batch')
     for step, (x, y) in enumerate(batches(images, labels, batch_size, shuffle=True), 1):
         optimizer.lr = run.lr_at(first_step + step - 1)
-        if run.config.styles:
-            x = add_styles(x, y, run.config.styles)
-        if run.config.augment:
-            x = augment(x)
-        extra = round(run.config.non_digits * len(y))
-        if extra:
-            picked = torch.randint(len(run.non_digits), (extra,), device=y.device)
-            x = torch.cat([x, augment(run.non_digits.index_select(0, picked))])
+        x, targets = training_batch(run, x, y)
         logits = model.logits(x)
-        loss = criterion(logits, torch.cat([y, y.new_full((extra,), -1)]) if extra else y)
+        loss = criterion(logits, targets)
         model.backward(criterion.backward(), input_grad=False)
         optimizer.step()
         loss_sum += loss * len(y)
@@ -329,6 +341,23 @@ def train_epoch(run, images, labels, epoch=1):
     grad_norms = {f'grad_norm_{name.removesuffix(".weight")}': v / samples
                   for (name, _), v in zip(weights, norm_sum.tolist())}
     return {'train_loss': loss_sum.item() / n, 'train_acc': correct.item() / n, **grad_norms}
+
+
+def training_batch(run, x, y):
+    """The images and targets one step trains on. With config.styles a share of some digits is redrawn in
+    other styles (data.add_styles), then with config.augment the batch is distorted by data.augment (loss and
+    accuracy are then those of the distorted images). With config.non_digits the batch gets
+    round(non_digits * batch) images of run.non_digits, distorted, with target -1 (the uniform distribution),
+    after the digits."""
+    if run.config.styles:
+        x = add_styles(x, y, run.config.styles)
+    if run.config.augment:
+        x = augment(x)
+    extra = round(run.config.non_digits * len(y))
+    if not extra:
+        return x, y
+    picked = torch.randint(len(run.non_digits), (extra,), device=y.device)
+    return torch.cat([x, augment(run.non_digits.index_select(0, picked))]), torch.cat([y, y.new_full((extra,), -1)])
 
 
 def check_loss(loss, step, desc, lr, bar):
@@ -361,7 +390,7 @@ def epoch_row(run, splits, epoch):
 
 def configure(config, options):
     """The run's Config (options override `config`, or the defaults after a preset) and, when
-    resuming, the loaded checkpoint, whose recipe the run then follows: only RESUMABLE options may
+    resuming, the loaded checkpoint, whose recipe the run then follows: only resumable options may
     differ, and a recipe option given that contradicts the checkpoint is an error naming it."""
     given = {f.name: getattr(config, f.name) for f in fields(Config)
              if getattr(config, f.name) != f.default} if config else {}
@@ -373,16 +402,17 @@ def configure(config, options):
     if not config.resume or config.init_from:
         return config, None
     saved = checkpoint.load(config.resume)
-    recorded = ADDED_LATER | saved['config']
+    recorded = {f.name: f.metadata['older_checkpoints'] for f in fields(Config)
+                if 'older_checkpoints' in f.metadata} | saved['config']
     missing = [f.name for f in fields(Config) if f.name not in recorded]
     if missing:
         raise TrainingError(f'{config.resume} records no {", ".join(missing)}: this version cannot resume it; '
                             f'start a new run')
-    contradicted = [name for name, value in given.items() if name not in RESUMABLE and value != recorded[name]]
+    contradicted = [name for name, value in given.items() if not resumable(name) and value != recorded[name]]
     if contradicted:
         raise TrainingError(f'{config.resume} was trained with ' + ', '.join(f'{flag(n)} {recorded[n]}' for n in contradicted)
                             + ': resume without ' + ', '.join(flag(n) for n in contradicted) + ', or start a new run')
-    config = replace(config, **{f.name: recorded[f.name] for f in fields(Config) if f.name not in RESUMABLE})
+    config = replace(config, **{f.name: recorded[f.name] for f in fields(Config) if not resumable(f.name)})
     planned = recorded['epochs']
     if config.schedule != 'constant' and config.epochs != planned:
         raise TrainingError(f'{config.resume} follows a {config.schedule} learning-rate schedule planned for '
@@ -505,13 +535,10 @@ def keep(run, row, epoch, improved):
 
 
 def snapshot(run, epoch, row, folder):
-    """The checkpoint of the run after `epoch` (format: checkpoint.py)."""
+    """The checkpoint of the run after `epoch` (its best path relative to `folder`)."""
     best_path = run.best['path'] and os.path.relpath(run.best['path'], folder)
-    return {'format_version': checkpoint.FORMAT_VERSION,
-            'architecture': {'name': type(run.model).__name__, 'config': run.model.config},
-            'model': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
-            'epoch': epoch, 'metrics': row, 'config': asdict(run.config), 'history': run.history,
-            'best': {**run.best, 'path': best_path}}
+    return checkpoint.build(run.model, run.optimizer, epoch, row, asdict(run.config), run.history,
+                            {**run.best, 'path': best_path})
 
 
 def train(config=None, data=None, callback=None, **options):
@@ -569,16 +596,14 @@ def finish(run, splits, seconds):
 
 
 def calibrate(path, saved, model, val):
-    """Temperature scaling of the best checkpoint: evaluate.calibration fitted on the validation split and
+    """Temperature scaling of the best checkpoint: metrics.calibration fitted on the validation split and
     stored in the file (checkpoint.py), so predict's probabilities mean what they say. Returns T (1.0, and the
     file untouched, without a validation split)."""
     images, labels = val
     if not len(labels):
         print('note: no validation split (--val-size 0): the checkpoint is not calibrated (T = 1)')
         return 1.0
-    saved['calibration'] = calibration(logits_of(model, images), labels)
-    checkpoint.save(path, saved)
-    c = saved['calibration']
+    c = checkpoint.save_calibrated(path, saved, calibration(logits_of(model, images), labels))
     print(f'Calibrated on the validation split: temperature {c["temperature"]:.3g}, '
           f'NLL {c["nll_before"]:.4f} -> {c["nll_after"]:.4f}')
     return c['temperature']

@@ -19,26 +19,11 @@ import numpy as np
 import pytest
 
 import preprocess
+from support import DIGITS, png_header
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / 'test_mnist_tkinter.py'
 TITLE = 'MNIST digit recogniser'
-
-# the ten digits as strokes (polylines) in canvas pixels, drawn the way a person moves the mouse
-DIGITS = {
-    0: [[(140, 50), (100, 70), (85, 140), (100, 210), (140, 232), (180, 210), (195, 140), (180, 70), (140, 50)]],
-    1: [[(132, 70), (150, 52), (146, 140), (142, 228)]],
-    2: [[(90, 90), (120, 60), (170, 58), (195, 90), (180, 130), (100, 220), (205, 215)]],
-    3: [[(95, 75), (140, 50), (185, 70), (175, 115), (130, 130), (185, 150), (190, 200), (140, 230), (90, 210)]],
-    4: [[(150, 50), (86, 160), (206, 160)], [(176, 100), (170, 238)]],
-    5: [[(195, 60), (115, 60), (105, 130), (150, 118), (190, 140), (192, 190), (150, 225), (100, 210)]],
-    6: [[(180, 50), (130, 90), (100, 160), (110, 215), (155, 225), (185, 190), (165, 150), (120, 150), (105, 180)]],
-    7: [[(78, 72), (200, 66), (192, 84), (150, 160), (118, 226)]],
-    8: [[(180, 70), (140, 50), (100, 75), (120, 120), (175, 160), (170, 215), (120, 225), (95, 190), (130, 140),
-         (175, 95), (180, 70)]],
-    9: [[(190, 80), (160, 55), (115, 62), (100, 100), (125, 125), (170, 118), (192, 80), (185, 160), (170, 235)]],
-}
-
 
 # what is not one digit: a tangled zigzag, and "12" (a 1 and a 2 side by side, each 110 px tall)
 SCRIBBLE = [[(90, 120), (190, 100), (100, 150), (200, 140), (95, 190), (185, 170), (120, 90), (160, 210), (110, 110),
@@ -251,7 +236,6 @@ def test_open_image_at_start(display):
 @pytest.mark.parametrize('name', ['huge.png', 'folder.png', 'notes.png'])
 def test_an_image_it_cannot_read_is_a_dialog_not_a_traceback(display, tmp_path, name):
     """Too large for Pillow (DecompressionBombError), a folder, not an image at all."""
-    from test_predict import png_header
     (tmp_path / 'huge.png').write_bytes(png_header(20_000, 20_000))
     (tmp_path / 'folder.png').mkdir()
     (tmp_path / 'notes.png').write_text('not an image')

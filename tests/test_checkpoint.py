@@ -199,13 +199,6 @@ def test_a_checkpoint_folder_that_is_a_file_or_not_writable_is_named(tmp_path, m
             pass
 
 
-def test_inference_does_not_import_training():  # (torch itself imports tqdm)
-    result = subprocess.run([sys.executable, '-c', 'import sys, predict\n'
-                             'print(sorted({"train", "pandas"} & set(sys.modules)))'],
-                            capture_output=True, text=True, cwd=files.ROOT)
-    assert result.stdout.strip() == '[]', result.stderr
-
-
 CALIBRATION = {'temperature': 0.5, 'split': 'val', 'nll_before': 0.2, 'nll_after': 0.1, 'energy_limit': -3.0}
 
 

@@ -5,8 +5,8 @@ import torch
 
 import nn
 import train
-from conftest import DATA_DIR
-from test_nn import rel_err
+from files import DATA_DIR
+from support import rel_err
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
                                                     reason='needs a CUDA GPU (torch.cuda.is_available() is False)')]

@@ -17,7 +17,7 @@ from torchvision import transforms
 
 import data
 import preprocess
-from conftest import DATA_DIR
+from files import DATA_DIR
 
 
 def idx_bytes(array):
@@ -41,7 +41,7 @@ def test_parse_idx_rejects_truncated_and_foreign_bytes():
 
 
 @pytest.fixture
-def raw_copy(tmp_path):
+def raw_copy(tmp_path, mnist):
     """A data folder holding copies of the real files, to damage."""
     raw = data.raw_dir(tmp_path)
     raw.mkdir(parents=True)

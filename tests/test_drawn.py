@@ -209,7 +209,7 @@ def test_tiny_drawing_is_a_hint_not_a_guess(strokes):
 
 def test_small_digits_are_read(model):
     """The issue's sizes: 60 px and 30 px tall (the brush does not matter to strokes_to_mnist)."""
-    from test_app import DIGITS
+    from support import DIGITS
     for height in (60, 30):
         inputs = [strokes_to_mnist(resized(DIGITS[d], height)) for d in range(10)]
         assert [p.digit for p in model.predict_batch(inputs)] == list(range(10))

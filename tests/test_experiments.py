@@ -2,7 +2,7 @@
 import re
 
 import experiments
-from conftest import ROOT
+from files import ROOT
 
 
 def test_a_run_records_its_best_by_validation_checkpoint(splits):

@@ -4,7 +4,9 @@ import torch
 import torch.nn.functional as F
 
 import nn
-from test_nn import check_layer, float64, rel_err  # noqa: F401  (float64 is an autouse fixture)
+from support import check_layer, rel_err
+
+pytestmark = pytest.mark.usefixtures('float64')
 
 
 @pytest.mark.parametrize('n, c_in, c_out, size, k, stride, padding', [

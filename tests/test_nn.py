@@ -4,35 +4,9 @@ import torch
 import torch.nn.functional as F
 
 import nn
+from support import check_layer, rel_err
 
-
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Random test tensors in float64, so 1e-6 relative error measures the maths, not rounding."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
-
-
-def check_layer(layer, x, reference, params=()):
-    """layer.backward against autograd through `reference(x, *params)` for a random upstream grad."""
-    out = layer(x)
-    grad_out = torch.randn_like(out)
-    grad_in = layer.backward(grad_out)
-    xr = x.clone().requires_grad_()
-    pr = [p.data.clone().requires_grad_() for p in params]
-    ref_out = reference(xr, *pr)
-    ref_out.backward(grad_out)
-    assert rel_err(out, ref_out.detach()) < 1e-12
-    assert rel_err(grad_in, xr.grad) < 1e-6
-    for p, r in zip(params, pr):
-        assert rel_err(p.grad, r.grad) < 1e-6
+pytestmark = pytest.mark.usefixtures('float64')
 
 
 @pytest.mark.parametrize('n, fan_in, fan_out', [(1, 1, 1), (5, 3, 7), (64, 784, 256), (13, 128, 10)])

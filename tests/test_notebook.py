@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import papermill
 
-from conftest import DATA_DIR, ROOT
+from files import DATA_DIR, ROOT
 
 NOTEBOOK = ROOT / 'train_model.ipynb'
 FIGURES = ['final_training_history.png', 'final_combined_metrics.png', 'final_gradient_norms.png',

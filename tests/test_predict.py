@@ -16,7 +16,8 @@ import torch
 from PIL import Image, ImageDraw
 
 import predict
-from conftest import ROOT
+from files import ROOT
+from support import png_header
 from data import normalize
 import preprocess
 from metrics import evaluate
@@ -155,13 +156,6 @@ def test_drawings_of_any_size_and_place_read_like_mnist(model, mnist_test):
           f'redrawn and plainly resized {plain_resize:.3f}')
     assert prepared >= original - 0.02, (prepared, original)
     assert plain_resize < prepared - 0.2, (plain_resize, prepared)
-
-
-def png_header(width, height):
-    """A PNG that declares width x height 8-bit grey pixels and holds none: enough for Image.open."""
-    def chunk(kind, content):
-        return struct.pack('>I', len(content)) + kind + content + struct.pack('>I', zlib.crc32(kind + content))
-    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)) + chunk(b'IEND', b'')
 
 
 def test_exif_rotated_photo_is_read_upright(tmp_path, model):

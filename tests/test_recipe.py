@@ -8,7 +8,7 @@ import torch
 import checkpoint
 import nn
 import train
-from conftest import train_interrupted
+from support import train_interrupted
 
 TINY = dict(val_size=500, progress=False)
 

@@ -1,4 +1,5 @@
 """Training: exact resume, the files a run keeps and never loses, failure messages, and real runs."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -10,7 +11,8 @@ import torch
 
 import checkpoint
 import train
-from conftest import DATA_DIR, ROOT, train_interrupted
+from files import DATA_DIR, ROOT
+from support import train_interrupted
 
 QUICK = dict(train_subset=3000, val_size=1000, progress=False)
 
@@ -355,7 +357,7 @@ def test_an_epoch_still_at_chance_accuracy_stops_training(tmp_path, quick):
 def save_digits(folder):
     """The ten drawings the GUI tests draw, saved as the app's "Wrong? It was..." saves them."""
     from my_digits import save_drawing
-    from test_app import DIGITS
+    from support import DIGITS
     for digit, strokes in DIGITS.items():
         save_drawing(strokes, digit, 20, folder)
     return DIGITS
@@ -430,7 +432,7 @@ def test_a_checkpoint_saved_before_init_from_and_extra_data_existed_still_resume
     constant = dict(quick, schedule='constant')
     train.train(epochs=1, checkpoint_dir=tmp_path, **constant)
     saved = checkpoint.load(tmp_path / 'last.pth')
-    for name in train.ADDED_LATER:
+    for name in [f.name for f in dataclasses.fields(train.Config) if 'older_checkpoints' in f.metadata]:
         del saved['config'][name]
     checkpoint.save(tmp_path / 'last.pth', saved)
     resumed = train.train(epochs=2, checkpoint_dir=tmp_path, resume=str(tmp_path / 'last.pth'), **constant)
