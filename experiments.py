@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+import files
 import train
 from data import load_splits
 from files import DATA_DIR, PLOTS_DIR, ROOT
@@ -70,7 +71,8 @@ def run_all(recipes=tuple(RECIPES), seeds=SEEDS, out=CACHE, data_dir=DATA_DIR, *
                   f"epoch {row['best_epoch']}/{row['epochs']}), {row['seconds']:.0f} s", flush=True)
             if out:
                 Path(out).parent.mkdir(parents=True, exist_ok=True)
-                merged(kept, pd.DataFrame(rows)).to_csv(out, index=False)
+                table = merged(kept, pd.DataFrame(rows))
+                files.atomic_write(out, lambda f: table.to_csv(f, index=False))
     return pd.DataFrame(rows)
 
 

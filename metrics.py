@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+import files
 from files import PLOTS_DIR
 from nn import log_softmax
 
@@ -113,7 +114,8 @@ def save_tables(evaluation, folder=PLOTS_DIR):
     paths = {}
     for name, table in tables.items():
         paths[name] = folder / f'{name}.csv'
-        table.to_csv(paths[name], index=table.index.name is not None, float_format='%.6f')
+        files.atomic_write(paths[name], lambda f: table.to_csv(f, index=table.index.name is not None,
+                                                               float_format='%.6f'))
     return paths
 
 

@@ -73,7 +73,8 @@ class Config:
     model_option, passed to the models whose constructor takes it; resumable, an option a resumed run may
     change (every other one is the recipe, taken from the checkpoint); older_checkpoints, for an option added
     after checkpoints were first written: the value a checkpoint that lacks it was trained with (the project
-    has no version numbers: an option added later declares this, and older checkpoints keep resuming)."""
+    has no version numbers: an option added later declares this, and older checkpoints keep resuming);
+    shown_default, the default as --help words it when the value alone does not say it."""
     epochs: int = field(default=30, metadata={'resumable': True, 'help': 'epochs to train', 'valid': positive})
     batch_size: int = field(default=64, metadata={'help': 'minibatch size', 'valid': positive})
     lr: float = field(default=1e-3, metadata={'help': 'Adam learning rate', 'valid': (lambda v: v > 0, 'must be positive')})
@@ -81,9 +82,9 @@ class Config:
                                            'valid': not_negative})
     device: str = field(default='auto', metadata={
         'help': "'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', ...", 'resumable': True})
-    init: str = field(default=None, metadata={'help': "weight initialisation (default: the model's own: xavier for "
-                                              'Net, as the original; he for CNN)', 'choices': nn.INITS,
-                                              'model_option': True})
+    init: str = field(default=None, metadata={'help': 'weight initialisation', 'choices': nn.INITS,
+                                              'shown_default': "the model's own: xavier for Net, as the original; "
+                                                               'he for CNN', 'model_option': True})
     model: str = field(default='Net', metadata={'help': 'architecture: Net (the 784-256-128-10 MLP) or CNN',
                                                 'choices': tuple(nn.MODELS)})
     dropout: float = field(default=0.0, metadata={'help': "dropout probability before the CNN's output layer",
@@ -615,7 +616,8 @@ def parse_args(argv=None):
     """The options given on the command line (a dict: make_config fills in the rest)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0], argument_default=argparse.SUPPRESS)
     for f in fields(Config):
-        help, choices = f'{f.metadata["help"]} (default: {shown(f.default)})', f.metadata.get('choices')
+        default = f.metadata.get('shown_default', shown(f.default))
+        help, choices = f'{f.metadata["help"]} (default: {default})', f.metadata.get('choices')
         if f.type is bool:
             action = argparse.BooleanOptionalAction if f.default else 'store_true'
             parser.add_argument(flag(f.name), action=action, help=help)

@@ -93,7 +93,7 @@ def run_cli(*args):
 def test_cli_help_states_every_default():
     out = ' '.join(run_cli('--help').stdout.split('options:')[1].split())  # unwrapped
     for flag, default in [('--epochs EPOCHS', '30'), ('--batch-size BATCH_SIZE', '64'), ('--lr LR', '0.001'),
-                          ('--seed SEED', '0'), ('--device DEVICE', 'auto'), ('--init {xavier,he}', 'xavier'),
+                          ('--seed SEED', '0'), ('--device DEVICE', 'auto'), ('--init {xavier,he}', "the model's own: xavier for Net, as the original; he for CNN"),
                           ('--schedule {constant,cosine,onecycle}', 'cosine'),
                           ('--data-dir DATA_DIR', ROOT / 'data'), ('--checkpoint-dir CHECKPOINT_DIR', ROOT / 'model_checkpoints'),
                           ('--val-size VAL_SIZE', '5000'), ('--resume RESUME', 'None'), ('--dry-run', 'False')]:
