@@ -1,6 +1,10 @@
-"""Shared fixtures. Tests that need real MNIST ask for the `mnist` fixture (or one built on it): when the four
-files are missing they skip, with the reason, on a developer's machine, and fail in CI (CI=true), where a green
-run must mean the real pipeline was exercised."""
+"""Shared fixtures, and the test tiers. Tests that need real MNIST ask for the `mnist` fixture (or one built on
+it): when the four files are missing they skip, with the reason, on a developer's machine, and fail in CI
+(CI=true), where a green run must mean the real pipeline was exercised.
+
+`python -m pytest` runs everything (CI does); `python -m pytest -m "not slow"` leaves out the slow tier: every
+test that trains on MNIST splits or drives the app's window (it asks for one of SLOW_FIXTURES) and those
+marked @pytest.mark.slow (whole CLI runs, the notebook)."""
 import functools
 import os
 
@@ -9,6 +13,14 @@ import torch
 
 import data
 from files import DATA_DIR
+
+SLOW_FIXTURES = {'splits', 'quick', 'short_test_split', 'display', 'own_display', 'app', 'window'}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 def missing_data(error):

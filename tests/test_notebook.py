@@ -40,6 +40,7 @@ def test_notebook_defaults_save_nothing_tracked():
     assert not injected, 'the committed notebook keeps the cell where papermill set its parameters: ' + injected[0].source
 
 
+@pytest.mark.slow
 def test_notebook_quick_run(tmp_path):
     plots_dir, checkpoint_dir = tmp_path / 'plots', tmp_path / 'checkpoints'
     before = repository_files()

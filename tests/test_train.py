@@ -107,6 +107,7 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path):
     assert 'train-images-idx3-ubyte(.gz) is missing' in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_dry_run_saves_nothing(tmp_path, mnist):
     result = run_cli('--dry-run', '--checkpoint-dir', str(tmp_path / 'ck'), '--no-progress')
     assert result.returncode == 0, result.stderr
@@ -140,6 +141,7 @@ def like_a_terminal():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_training_leaves_loadable_checkpoints_and_says_how_to_resume(tmp_path, mnist):
     folder = tmp_path / 'ck'
     process = subprocess.Popen([sys.executable, 'train.py', '--epochs', '50', '--train-subset', '5000',
@@ -302,6 +304,7 @@ def run_and_signal(folder, sig, wait_for_best, *args):
     return process.returncode, stderr
 
 
+@pytest.mark.slow
 def test_sigterm_is_treated_like_ctrl_c(tmp_path, mnist):
     folder = tmp_path / 'ck'
     code, stderr = run_and_signal(folder, signal.SIGTERM, True, '--epochs', '50', '--train-subset', '5000')
@@ -319,6 +322,7 @@ def test_ctrl_c_before_the_first_save_suggests_no_checkpoint(tmp_path, quick):
     assert stderr.strip() == 'Interrupted. No checkpoint was saved yet: start again to train.'
 
 
+@pytest.mark.slow
 def test_the_readme_commands_leave_a_clone_clean(tmp_path, mnist):
     """Train and predict as the README says, in a fresh clone: git status stays empty (runs go to
     the ignored model_checkpoints/, the shipped models are not touched)."""
@@ -363,6 +367,7 @@ def save_digits(folder):
     return DIGITS
 
 
+@pytest.mark.slow
 def test_init_from_and_extra_data_fine_tune_on_the_users_drawings(tmp_path, mnist):
     """The README's loop without the window: drawings saved by the app's function, a new run started
     from the shipped MLP with them mixed in, and a model that fits them better than before."""
