@@ -16,6 +16,7 @@ import pytest
 import checkpoint
 import evaluate
 import experiments
+import predict
 import train
 from files import ROOT, SHIPPED_DIR
 
@@ -239,6 +240,16 @@ def test_python_examples_run(path, monkeypatch):
         assert '(first_layer): Linear(in_features=784, out_features=256' in printed_, printed_
     else:  # docs/sample_digit.png is a 3
         assert re.search(r'^3 \([<>]?\d+\.\d%, sure\)$', printed_, re.M), printed_
+
+
+def test_the_predict_command_prints_what_docs_app_says(monkeypatch):
+    args, stated = re.search(r'```bash\npython predict\.py ([^\n#]+?)\s*\n```\s+prints `([^`]+)`',
+                             (DOCS / 'app.md').read_text()).groups()
+    monkeypatch.chdir(ROOT)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert predict.main(shlex.split(args)) == 0
+    assert out.getvalue().strip() == stated
 
 
 def slug(heading):
