@@ -203,6 +203,20 @@ def test_drawings_state_what_evaluate_drawn_prints():
 
 
 @pytest.mark.slow
+def test_evaluate_commands_in_tables_print_what_the_table_states():
+    """A table row whose first cell is a `python evaluate.py --drawn ...` command: its drawn dev and test
+    accuracy are what that command prints."""
+    rows = [row for page in PAGES for header, rows in tables(page) if header[0] == 'command' for row in rows
+            if row['command'].startswith('`python evaluate.py --drawn')]
+    assert rows, 'no table of evaluate.py commands'
+    for row in rows:
+        out = printed(*shlex.split(row['command'].strip('`'))[2:])
+        for half in ('dev', 'test'):
+            measured = re.search(rf'\n{half} \(writers [^)]*\): (\d+\.\d\d)%', out)[1]
+            assert percents(row[f'drawn {half}']) == [measured], (row['command'], half)
+
+
+@pytest.mark.slow
 def test_drawings_state_what_evaluate_calibration_prints(mnist):
     """MNIST test, re-measured: the accuracy each checkpoint records, the ECE before and after T, and how
     the test digits are shown."""
