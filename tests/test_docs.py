@@ -9,6 +9,7 @@ import functools
 import io
 import re
 import shlex
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,6 +81,12 @@ def command_config(command):
 def test_the_readme_table_lists_every_shipped_checkpoint():
     named = {checkpoint_in(row['model'])[0] for row in shipped_rows()}
     assert named == {path.stem for path in SHIPPED_DIR.glob('*.pth')}
+
+
+def test_the_readme_names_the_default_model():
+    """The row marked as the app's default is the shipped checkpoint load_model picks (the best by validation)."""
+    default, = [checkpoint_in(row['model'])[0] for row in shipped_rows() if "the app's default" in row['model']]
+    assert Path(checkpoint.find_best(SHIPPED_DIR)).stem == default
 
 
 @pytest.mark.parametrize('row', shipped_rows(), ids=lambda row: checkpoint_in(row['model'])[0])

@@ -2,6 +2,7 @@
 import errno
 import re
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -274,6 +275,15 @@ def test_checkpoint_saved_on_a_gpu_loads_on_a_cpu(tmp_path, model):
         with pytest.raises(RuntimeError, match='CUDA'):  # the plain torch.load a user might try
             torch.load(tmp_path / 'gpu.pth', weights_only=True)
     assert load_model(tmp_path / 'gpu.pth').predict(ROOT / 'docs' / 'sample_digit.png').digit == 3
+
+
+# ---------------------------------------------------------------- command line
+
+def run_cli(*args):
+    result = subprocess.run([sys.executable, 'predict.py', *map(str, args)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert 'Traceback' not in result.stderr, result.stderr
+    return result
 
 
 def test_cli_prints_one_line_per_file_and_names_each_problem(tmp_path):
