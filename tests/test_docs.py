@@ -105,6 +105,27 @@ def test_the_readme_table_states_each_checkpoints_record(row):
     assert not differ, f'{name}: the command gives (command, checkpoint) {differ}'
 
 
+PRESET_NUMBERS = {'epochs': r'(\d+) epochs', 'batch_size': r'batch (\d+)', 'lr': r'(?:to|at) (\d[\d.e-]*)',
+                  'label_smoothing': r'label smoothing ([\d.]+)', 'weight_decay': r'weight decay ([\d.e-]+\d)',
+                  'dropout': r'dropout ([\d.]+)'}
+
+
+def test_the_readme_presets_state_train_presets():
+    """Each preset's numbers as train.PRESETS (through train.make_config) sets them; (none): the defaults."""
+    rows = table(README, 'preset', 'model', 'what it sets')
+    assert {row['preset'].strip('`') for row in rows} == {'(none)', *train.PRESETS}
+    for row in rows:
+        preset = row['preset'].strip('`')
+        config = train.make_config(**({} if preset == '(none)' else {'preset': preset}))
+        assert row['model'] == f'`{config.model}`', preset
+        for name, pattern in PRESET_NUMBERS.items():
+            stated = re.search(pattern, row['what it sets'])
+            if 'no dropout' in row['what it sets'] and name == 'dropout':
+                assert config.dropout == 0, preset
+            elif stated:
+                assert float(stated[1]) == getattr(config, name), (preset, name, stated[1])
+
+
 # ---------------------------------------------------------------- docs/results.md: experiments.csv
 
 def test_results_state_every_run_of_the_experiments_csv():
