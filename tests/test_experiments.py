@@ -1,8 +1,6 @@
-"""experiments.py: a run's row, and the README quoting the cached results it rests on."""
-import re
+"""experiments.py: a run's row, and the cache of runs (what docs/results.md states: tests/test_docs.py)."""
 
 import experiments
-from files import ROOT
 
 
 def test_a_run_records_its_best_by_validation_checkpoint(splits):
@@ -26,15 +24,3 @@ def test_a_rerun_replaces_its_rows_and_keeps_the_others(tmp_path, monkeypatch):
     assert list(zip(rows['recipe'], rows['seed'], rows['test_acc'])) == [
         ('default', 0, 0.5), ('default', 1, 0.9), ('default', 2, 0.9), ('he', 0, 0.5), ('he', 1, 0.51)]
 
-
-def test_the_readme_states_every_recipe_as_the_cache_measures_it():
-    """Each recipe's mean +- standard deviation over its seeds, as the README's results table
-    states it, and the cache has at least 3 seeds of each of the README's recipes."""
-    readme = (ROOT / 'README.md').read_text()
-    summary = experiments.summary(experiments.load())
-    assert set(summary.index) >= set(experiments.RECIPES), summary.index
-    for recipe, row in summary.iterrows():
-        assert row['seeds'] >= 3, recipe
-        stated = re.search(rf'^\| `{re.escape(recipe)}` \|.*?\| \*\*(\d+\.\d\d) ± (\d+\.\d\d)%\*\*', readme, re.M)
-        assert stated, f'README.md has no results row for {recipe}'
-        assert stated.groups() == (f'{row["test_mean"]:.2f}', f'{row["test_std"]:.2f}'), recipe

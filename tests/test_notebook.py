@@ -1,6 +1,5 @@
 """train_model.ipynb: runs top to bottom, headless, as a quick run (1 epoch on 2,000 images), checks
-its gradients and writes no file of the repository; the README quotes its committed run."""
-import re
+its gradients and writes no file of the repository."""
 import subprocess
 import sys
 
@@ -70,23 +69,3 @@ def test_notebook_quick_run(tmp_path):
     changed = before ^ repository_files()
     assert not changed, f'the notebook changed files of the repository: {sorted({name for name, *_ in changed})}'
 
-
-def printed_lines(pattern):
-    """The matches of `pattern` in what the committed notebook's cells printed, in cell order."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    printed = '\n'.join(out.get('text', '') for cell in notebook.cells if cell.cell_type == 'code'
-                        for out in cell.outputs)
-    return re.findall(pattern, printed)
-
-
-def test_the_readme_quotes_the_committed_notebook_run():
-    """The README's sentences about the notebook's run state what its committed outputs print."""
-    readme = ' '.join((ROOT / 'README.md').read_text().split())
-    (accuracy, _), = printed_lines(r'test accuracy (\d+\.\d\d)% \(([\d,]+) of 10,000\)')
-    assert f'**{accuracy}% on the 10,000 test images**' in readme, accuracy
-    mistakes, share, median = printed_lines(r'(\d+) mistakes: (\d+)% of them with more than 95% confidence; '
-                                            r'median confidence of a mistake ([\d.]+)%')[0]  # the MLP's, then the CNN's
-    assert f'{share}% of its {mistakes} mistakes with more than 95% confidence' in readme, (share, mistakes)
-    assert f'median confidence of a mistake is {median}%' in readme, median
-    (dead, units), = printed_lines(r'first_activation: (\d+) of (\d+) units dead after training')
-    assert f'{dead} of the {units} first-layer units are dead' in readme, dead

@@ -1,7 +1,5 @@
-"""predict.py: MNIST-style preparation of real images, the shipped checkpoint, the CLI and the README example."""
-import contextlib
+"""predict.py: MNIST-style preparation of real images, the shipped checkpoint, and the CLI."""
 import errno
-import io
 import re
 import struct
 import subprocess
@@ -20,7 +18,6 @@ from files import ROOT
 from support import png_header
 from data import normalize
 import preprocess
-from metrics import evaluate
 from predict import load_model
 from preprocess import BlankImageError, to_mnist
 
@@ -272,36 +269,6 @@ def test_checkpoint_saved_on_a_gpu_loads_on_a_cpu(tmp_path, model):
         with pytest.raises(RuntimeError, match='CUDA'):  # the plain torch.load a user might try
             torch.load(tmp_path / 'gpu.pth', weights_only=True)
     assert load_model(tmp_path / 'gpu.pth').predict(ROOT / 'docs' / 'sample_digit.png').digit == 3
-
-
-def test_readme_states_the_shipped_checkpoints_test_accuracy(mnist_test):
-    readme = (ROOT / 'README.md').read_text()
-    lines = re.findall(r'Shipped checkpoint: (model_checkpoints/shipped/\S+\.pth) — test accuracy '
-                       r'(\d+\.\d\d)% \(10,000 test images\)\.', readme)
-    assert lines, 'README.md has no line "Shipped checkpoint: model_checkpoints/shipped/<file> — test accuracy NN.NN% (10,000 test images)."'
-    images, labels = normalize(mnist_test[0]), mnist_test[1]  # the test split, as train.py evaluates it
-    assert len(labels) == 10_000
-    for path, stated in lines:
-        assert subprocess.run(['git', 'ls-files', '--error-unmatch', path], cwd=ROOT,
-                              capture_output=True).returncode == 0, f'{path} is not committed'
-        accuracy = evaluate(load_model(ROOT / path).network, images, labels).accuracy
-        assert f'{100 * accuracy:.2f}' == stated, f'{path}: measured {100 * accuracy:.2f}%, README states {stated}%'
-    assert load_model().checkpoint == ROOT / lines[0][0], 'the first shipped checkpoint named is the default one'
-
-
-def test_readme_programmatic_examples_run(monkeypatch):
-    readme = (ROOT / 'README.md').read_text()
-    section = re.search(r'^## Predict from Python\n(.*?)(?=^## |\Z)', readme, re.M | re.S)
-    assert section, 'README.md has no "## Predict from Python" section'
-    blocks = re.findall(r'```python\n(.*?)```', section[1], re.S)
-    assert blocks, 'the "Predict from Python" section has no ```python block'
-    monkeypatch.chdir(ROOT)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        for code in blocks:
-            exec(code, {'__name__': '__readme__'})
-    assert re.search(r'^3 \([<>]?\d+\.\d%, sure\)$', out.getvalue(), re.M), out.getvalue()  # docs/sample_digit.png is a 3
-    assert '(first_layer): Linear(in_features=784, out_features=256' in out.getvalue()  # the library example
 
 
 # ---------------------------------------------------------------- command line
