@@ -1,7 +1,7 @@
 """A look inside the from-scratch network, for the notebook: the source of a method, one training
 step traced tensor by tensor, the shapes of a layer's forward and backward pass, the hand-written
 gradients of a layer or a whole network checked against central finite differences and against
-torch's autograd, and how often each ReLU unit fires.
+torch's autograd, how often each ReLU unit fires, and how sure a model was of its mistakes.
 
 Torch's autograd and torch.nn.functional appear here only as the reference to check against;
 nn.py itself uses neither.
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import nn
+import predict
 from metrics import eval_mode
 
 ZERO_GRADIENT = 1e-9  # a gradient this small is zero up to rounding: the loss does not depend on the tensor
@@ -282,3 +283,16 @@ def unit_summary(activity, rare=0.01):
                           'active on every image': int((share == 1).sum()),
                           'mean share of images active': share.mean().item()}
                          for name, share in activity.items()]).set_index('layer')
+
+
+def confident_mistakes(evaluation, above=0.95):
+    """How sure a model was when it was wrong, as a sentence: its mistakes, the share of them with a
+    confidence above `above`, and the median confidence of a mistake and of a right answer."""
+    confidence = evaluation.probabilities.max(1).values
+    wrong = evaluation.predictions != evaluation.labels
+    if not wrong.any():
+        return 'no mistakes'
+    return (f'{wrong.sum().item()} mistakes: {(confidence[wrong] > above).float().mean().item():.0%} of them with '
+            f'more than {above:.0%} confidence; median confidence of a mistake '
+            f'{predict.percent(confidence[wrong].median().item())} '
+            f'(of a right answer {predict.percent(confidence[~wrong].median().item())})')
