@@ -210,7 +210,8 @@ def calibration_report(model, data_dir=DATA_DIR, figure=None):
     lines.append('  shown as: ' + ', '.join(f'{v} {s:.2%}' for v, s in shares.items()))
     if figure:
         from plots import reliability_diagram  # here: matplotlib only when a figure is asked for
-        reliability_diagram({'before (T = 1)': before, f'after (T = {model.temperature:.3g})': after}, path=figure)
+        reliability_diagram({'before (T = 1)': before, f'after (T = {model.temperature:.3g})': after}, path=figure,
+                            subject=f'{model.checkpoint.name} on the {len(labels):,} MNIST test images')
         lines.append(f'reliability diagram saved to {figure}')
     return '\n'.join(lines)
 

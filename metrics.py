@@ -151,6 +151,20 @@ def expected_calibration_error(probabilities, labels, bins=15):
     return float((np.abs(accuracy - confidence)[filled] * count[filled]).sum() / count.sum())
 
 
+def equal_count_bins(probabilities, labels, bins=10):
+    """The predictions sorted by confidence (highest probability) and cut into `bins` groups of equal
+    size (to one prediction): per group, its size, lowest, mean and highest confidence and its accuracy,
+    as a DataFrame. Unlike equal-width bins none is nearly empty, so no point of a reliability diagram
+    rests on a handful of predictions; a model that is almost always sure gets most of its groups near 100%."""
+    probabilities = torch.as_tensor(probabilities).detach().cpu().double()
+    confidence, predicted = probabilities.max(1)
+    correct = (predicted == torch.as_tensor(labels).cpu()).double()
+    order = confidence.argsort()
+    groups = [g for g in torch.tensor_split(order, bins) if len(g)]  # fewer predictions than bins: no empty one
+    return pd.DataFrame([{'count': len(g), 'low': confidence[g].min().item(), 'confidence': confidence[g].mean().item(),
+                          'high': confidence[g].max().item(), 'accuracy': correct[g].mean().item()} for g in groups])
+
+
 def logits_of(model, images, batch_size=1000):
     """The model's logits for `images` in eval mode, in batches, as one tensor (the model's mode is restored)."""
     with eval_mode(model):

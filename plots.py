@@ -1,7 +1,8 @@
 """The figures that explain a training run: one function per figure.
 
 Each returns a matplotlib Figure (shown inline by Jupyter) and, given `path=`, also saves it as
-PNG. The history plots take the DataFrame `train.train` returns (or its training_history.csv);
+PNG; `subject=` adds a line to its title naming the model and the data it shows (every figure the
+project ships says which). The history plots take the DataFrame `train.train` returns (or its training_history.csv);
 the evaluation plots take a `metrics.Evaluation` and, for digit galleries, the images it was
 computed on. Figures are built as `matplotlib.figure.Figure` objects rather than through pyplot,
 so they never open a window, need no closing and leave pyplot's state alone.
@@ -18,8 +19,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from metrics import DIGITS, Evaluation, calibration_bins, confusion, expected_calibration_error
+from metrics import DIGITS, Evaluation, calibration_bins, confusion, equal_count_bins, expected_calibration_error
 from predict import percent
+from preprocess import CANVAS
 
 # One look for every figure, readable when a README shows it about 800 pixels wide. Files are
 # written at 200 dpi, sharp on a high-DPI screen; the notebook shows figures at figure.dpi (100),
@@ -36,11 +38,15 @@ ERRORS = ListedColormap(matplotlib.colormaps['Reds'](np.linspace(0.15, 0.95, 256
 
 
 def figure(draw):
-    """Draw under STYLE; save to `path` when one is given. Returns the Figure."""
+    """Draw under STYLE; add `subject` (which model, which data) as the title's last line; save to
+    `path` when one is given. Returns the Figure."""
     @functools.wraps(draw)
-    def wrapper(*args, path=None, **kwargs):
+    def wrapper(*args, path=None, subject=None, **kwargs):
         with matplotlib.rc_context(STYLE):
             fig = draw(*args, **kwargs)
+            if subject:
+                title = fig.get_suptitle()
+                fig.suptitle(f'{title}\n{subject}' if title else subject)
             if path is not None:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 fig.savefig(path)
@@ -62,12 +68,26 @@ def mark_best(ax, history):
 
 def log_y(ax):
     """Log y axis labelled with plain numbers (0.05, 0.1, 0.2, ...), more of them when the data
-    spans less than a decade or so. Call after plotting."""
+    spans less than a decade or so, and evenly spaced round numbers (0.75, 0.8, ...) when it spans
+    less than a factor of 3, where a log locator would leave one label or none. Call after plotting."""
     ax.set_yscale('log')
     low, high = ax.get_ylim()
-    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5) if high / low > 30 else (1, 1.5, 2, 3, 5, 7)))
+    ax.yaxis.set_major_locator(MaxNLocator(5) if high / low < 3 else
+                               LogLocator(subs=(1, 2, 5) if high / low > 30 else (1, 1.5, 2, 3, 5, 7)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
     ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def accuracy_range(ax, history):
+    """A y range for accuracy (in %) that shows the validation and test curves apart: from a little below
+    their lowest value to a little above the highest of all. Returns the bottom: training accuracy below it
+    (the first epochs of an augmented run) is left out of the view and said so in the legend."""
+    held_out = 100 * history[['val_acc', 'test_acc']].stack()
+    every = 100 * history[['train_acc', 'val_acc', 'test_acc']].stack()
+    low, high = held_out.min(), every.max()
+    margin = max(0.08 * (high - low), 0.05)
+    ax.set_ylim(low - 1.5 * margin, high + margin)
+    return low - 1.5 * margin
 
 
 def epoch_axis(ax):
@@ -79,17 +99,23 @@ def epoch_axis(ax):
 
 @figure
 def training_history(history):
-    """Loss and accuracy of each split per epoch, the best epoch marked."""
-    fig = Figure(figsize=(11, 4.3), layout='constrained')
+    """Loss and accuracy of each split per epoch, the best epoch marked. The accuracy axis is
+    scaled to the validation and test curves (see accuracy_range)."""
+    fig = Figure(figsize=(11, 4.6), layout='constrained')
     loss_ax, acc_ax = fig.subplots(1, 2)
+    bottom = accuracy_range(acc_ax, history)
     for split in ('train', 'val', 'test'):
         if history[f'{split}_loss'].notna().any():
-            style = dict(color=SPLIT_COLORS[split], marker='o', markersize=3, label=SPLIT_NAMES[split])
-            loss_ax.plot(history['epoch'], history[f'{split}_loss'], **style)
-            acc_ax.plot(history['epoch'], 100 * history[f'{split}_acc'], **style)
+            accuracy = 100 * history[f'{split}_acc']
+            below = history['epoch'][accuracy < bottom].astype(int).tolist()
+            hidden = f' (epoch{"s" * (len(below) > 1)} {", ".join(map(str, below))} below the axis, ' \
+                     f'from {accuracy.min():.1f}%)' if below else ''
+            style = dict(color=SPLIT_COLORS[split], marker='o', markersize=3)
+            loss_ax.plot(history['epoch'], history[f'{split}_loss'], label=SPLIT_NAMES[split], **style)
+            acc_ax.plot(history['epoch'], accuracy, label=SPLIT_NAMES[split] + hidden, **style)
     row, column = best_epoch(history)
     acc_ax.plot(row['epoch'], 100 * row[column], marker='*', markersize=16, color='gold',
-                markeredgecolor='black', linestyle='none',
+                markeredgecolor='black', linestyle='none', clip_on=False, zorder=5,
                 label=f'best {SPLIT_NAMES[column[:-4]]}: {100 * row[column]:.2f}%')
     loss_ax.set(title='Loss', ylabel='cross-entropy (log scale)')
     log_y(loss_ax)
@@ -97,7 +123,8 @@ def training_history(history):
     for ax in (loss_ax, acc_ax):
         mark_best(ax, history)
         epoch_axis(ax)
-        ax.legend()
+    loss_ax.legend()
+    acc_ax.legend(loc='lower right', fontsize=9)
     fig.suptitle('Training history')
     return fig
 
@@ -114,8 +141,8 @@ def combined_metrics(history):
     line = dict(marker='o', markersize=3)
     loss_ax.plot(history['epoch'], history['train_loss'], color=SPLIT_COLORS['train'], **line)
     acc_ax.plot(history['epoch'], 100 * history[column], color=SPLIT_COLORS[split], **line)
-    acc_ax.plot(row['epoch'], 100 * row[column], marker='*', markersize=16, color='gold',
-                markeredgecolor='black', linestyle='none', label=f'best: {100 * row[column]:.2f}%')
+    acc_ax.plot(row['epoch'], 100 * row[column], marker='*', markersize=16, color='gold', clip_on=False,
+                markeredgecolor='black', linestyle='none', zorder=5, label=f'best: {100 * row[column]:.2f}%')
     lr_ax.plot(history['epoch'], history['lr'], color='0.3', **line)
     loss_ax.set_ylabel('training loss\n(cross-entropy, log scale)')
     log_y(loss_ax)
@@ -136,37 +163,43 @@ def gradient_norms(history):
     columns = [c for c in history.columns if c.startswith('grad_norm_')]
     if not columns:
         raise ValueError('the history has no grad_norm_<layer> columns; it does not come from train.py')
-    fig = Figure(figsize=(10, 4.5), layout='constrained')
+    fig = Figure(figsize=(10, 4.8), layout='constrained')
     ax = fig.subplots()
-    for column in columns:
-        ax.plot(history['epoch'], history[column], marker='o', markersize=3,
-                label=column.removeprefix('grad_norm_'))
+    layers = [ax.plot(history['epoch'], history[column], marker='o', markersize=3,
+                      label=column.removeprefix('grad_norm_'))[0] for column in columns]
     mark_best(ax, history)
-    ax.set(title='Gradient norm per layer', ylabel='mean L2 norm of weight gradient\n(log scale)')
+    ax.set(ylabel='mean L2 norm of weight gradient\n(log scale)')
     log_y(ax)
     epoch_axis(ax)
-    ax.legend(title='layer')
+    ax.add_artist(ax.legend(handles=layers, title='layer', loc='upper right'))
+    ax.legend(handles=best_line(ax), loc='lower left')  # the best epoch is not a layer: a legend of its own
+    fig.suptitle('Gradient norm per layer')
     return fig
 
 
+def best_line(ax):
+    return [line for line in ax.get_lines() if line.get_label().startswith('best epoch')]
+
+
 @figure
-def learning_rates(curves, history=None):
-    """The learning rate of every step, in epochs: `curves` maps a name to the per-step rates
-    (train.learning_rate of each step); the rates `history` recorded (each epoch's first step)
-    as points on top."""
-    fig = Figure(figsize=(10, 3.8), layout='constrained')
+def learning_rates(curves, steps_per_epoch, highlight=None):
+    """The learning rate of every step under each schedule of `curves` (name -> the rate of each step,
+    train.learning_rate), on the epoch axis of the other figures: epoch e runs from e to e + 1, so a
+    history's row e (the rate of the epoch's first step) sits at e. `highlight`: the curve of the run."""
+    fig = Figure(figsize=(10, 4), layout='constrained')
     ax = fig.subplots()
     for i, (name, rates) in enumerate(curves.items()):
         rates = np.asarray(rates, dtype=float)
-        ax.plot(np.arange(len(rates)) / len(rates) * (len(history) if history is not None else 1), rates,
-                color=f'C{i}', linewidth=2, label=name)
-    if history is not None:
-        ax.plot(history['epoch'] - 1, history['lr'], 'o', color='black', markersize=4,
-                label="recorded in the history (each epoch's first step)")
-    ax.set(title='Learning rate over the run', ylabel='learning rate', ylim=(0, None),
-           xlabel='epochs trained' if history is not None else 'share of the run')
+        ours = name == highlight
+        ax.plot(1 + np.arange(len(rates)) / steps_per_epoch, rates, color=f'C{i}', linewidth=3 if ours else 1.5,
+                linestyle='-' if ours or highlight is None else '--', label=name + (' (this run)' if ours else ''),
+                zorder=3 if ours else 2)
+    epochs = len(next(iter(curves.values()))) / steps_per_epoch
+    ax.set(ylabel='learning rate', ylim=(0, None), xlim=(1, 1 + epochs))
+    epoch_axis(ax)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
-    ax.legend(loc='lower left')
+    ax.legend(loc='center right')
+    fig.suptitle(f'Learning-rate schedules over {epochs:g} epochs of {steps_per_epoch:,} steps, step by step')
     return fig
 
 
@@ -402,40 +435,88 @@ def wilson_interval(successes, n, z=1.96):
     return (centre - half) / (1 + z ** 2 / n), (centre + half) / (1 + z ** 2 / n)
 
 
-@figure
-def reliability_diagram(results, labels=None, bins=15):
-    """Accuracy against confidence in `bins` equal-width bins, with 95% intervals, the diagonal
-    of perfect calibration, each bin's number of predictions below, and the ECE in the legend.
+def as_pair(result):
+    """(probabilities, labels) from an Evaluation or such a pair."""
+    if isinstance(result, Evaluation):
+        return result.probabilities, result.labels
+    probabilities, labels = result
+    return torch.as_tensor(probabilities), torch.as_tensor(labels)
 
-    `results`: an Evaluation; a (N, classes) probability tensor with `labels`; or, to compare
-    (e.g. before and after calibration), a dict name -> Evaluation or (probabilities, labels)."""
+
+@figure
+def reliability_diagram(results, labels=None, bins=10, ece_bins=15):
+    """Accuracy against mean confidence in `bins` equal-count bins (metrics.equal_count_bins: every
+    point stands for as many predictions, so none rests on a handful), with 95% intervals and the
+    diagonal of perfect calibration; below, the predictions in each of the ECE's `ece_bins`
+    equal-width bins; in the legend the ECE (metrics.expected_calibration_error: equal-width bins, the
+    numbers evaluate.py prints).
+
+    `results`: an Evaluation; a (N, classes) probability tensor with `labels`; or, to compare (e.g.
+    before and after calibration), a dict name -> Evaluation or (probabilities, labels), or name ->
+    {part: either of those}, whose points pool the parts and whose legend gives each part's ECE (the
+    two halves of the drawn digits, as evaluate.py --drawn reports them)."""
     if not isinstance(results, dict):
         results = {'': results if labels is None else (results, labels)}
-    results = {name: (r.probabilities, r.labels) if isinstance(r, Evaluation) else r
-               for name, r in results.items()}
-    fig = Figure(figsize=(7, 7.5), layout='constrained')
+    fig = Figure(figsize=(7, 8), layout='constrained')
     curve_ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.2])
     curve_ax.plot([0, 1], [0, 1], color='0.5', linestyle='--', linewidth=1, label='perfect calibration')
-    width = 0.9 / bins / len(results)
-    for i, (name, (probabilities, truth)) in enumerate(results.items()):
-        count, confidence, accuracy = calibration_bins(probabilities, truth, bins)
-        ece = expected_calibration_error(probabilities, truth, bins)
-        filled = count > 0
-        low, high = wilson_interval(accuracy[filled] * count[filled], count[filled])
+    width = 0.9 / ece_bins / len(results)
+    for i, (name, result) in enumerate(results.items()):
+        parts = {part: as_pair(r) for part, r in result.items()} if isinstance(result, dict) else {'': as_pair(result)}
+        probabilities = torch.cat([p.cpu() for p, _ in parts.values()])
+        truth = torch.cat([t.cpu() for _, t in parts.values()])
+        ece = ', '.join(f'{part + " " if part else ""}{100 * expected_calibration_error(p, t, ece_bins):.2f}%'
+                        for part, (p, t) in parts.items())
+        b = equal_count_bins(probabilities, truth, bins)
+        low, high = wilson_interval(b['accuracy'] * b['count'], b['count'])
         color = f'C{i}'
-        yerr = np.clip([accuracy[filled] - low, high - accuracy[filled]], 0, None)  # 0, not -1e-17, at 0% and 100%
-        curve_ax.errorbar(confidence[filled], accuracy[filled], yerr=yerr,
-                          color=color, marker='o', markersize=5, capsize=3,
-                          label=f'{name + ": " if name else ""}ECE {100 * ece:.2f}% ({count.sum():,} predictions)')
-        left = np.arange(bins) / bins + 0.05 / bins + i * width
-        count_ax.bar(left[filled], count[filled], width, align='edge', color=color)
+        curve_ax.errorbar(b['confidence'], b['accuracy'], color=color, marker='o', markersize=5, capsize=3,
+                          yerr=np.clip([b['accuracy'] - low, high - b['accuracy']], 0, None),  # 0, not -1e-17
+                          label=f'{name + ": " if name else ""}ECE {ece} ({len(truth):,} predictions)')
+        count, _, _ = calibration_bins(probabilities, truth, ece_bins)
+        left = np.arange(ece_bins) / ece_bins + 0.05 / ece_bins + i * width
+        count_ax.bar(left[count > 0], count[count > 0], width, align='edge', color=color)
     curve_ax.set(ylabel='accuracy in the bin', xlim=(0, 1), ylim=(0, 1.02))
-    fig.suptitle(f'Reliability diagram ({bins} equal-width confidence bins)')
+    fig.suptitle(f'Reliability diagram: {bins} equal-count confidence bins\n'
+                 f'ECE over {ece_bins} equal-width bins, as evaluate.py reports it')
     curve_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     fig.legend(*curve_ax.get_legend_handles_labels(), loc='outside lower center',
-               title='accuracy with 95% intervals; ECE over all bins')
-    count_ax.set(xlabel='confidence (highest predicted probability)', ylabel='predictions\n(log scale)', yscale='log')
+               title=f'accuracy of each 1/{bins} of the predictions by confidence, with 95% intervals')
+    count_ax.set(xlabel='confidence (highest predicted probability)', yscale='log',
+                 ylabel=f'predictions per\nECE bin (log scale)')
     count_ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    return fig
+
+
+@figure
+def drawn_mistakes(drawings, predictions, labels, notes=None, columns=4):
+    """The wrong readings of drawings: for each, the strokes as drawn on the app's canvas and the 28x28
+    image the model read (ink dark on light, as every digit figure), captioned with the true digit, the
+    one read, its confidence and `notes` (e.g. the writer). `drawings`: each a list of strokes in canvas
+    pixels (evaluate.on_canvas); `predictions`: the predict.Prediction of each."""
+    wrong = [i for i, (p, label) in enumerate(zip(predictions, labels)) if p.digit != label]
+    rows = max(1, -(-len(wrong) // columns))
+    fig = Figure(figsize=(2.7 * columns, 1.75 * rows + 0.8), layout='constrained')
+    fig.suptitle(f'{len(wrong)} wrong of {len(labels):,} drawings: as drawn, and the 28x28 image the model read'
+                 if wrong else f'No mistakes on {len(labels):,} drawings')
+    for k, cell in enumerate(fig.subfigures(rows, columns, squeeze=False).flat if wrong else []):
+        if k >= len(wrong):
+            continue
+        i, prediction = wrong[k], predictions[wrong[k]]
+        drawn_ax, read_ax = cell.subplots(1, 2)
+        for stroke in drawings[i]:
+            xs, ys = zip(*stroke)
+            drawn_ax.plot(xs, ys, color='black', linewidth=2.5, marker='o' if len(stroke) == 1 else None,
+                          markersize=2.5, solid_capstyle='round', solid_joinstyle='round')
+        drawn_ax.set(xlim=(0, CANVAS), ylim=(CANVAS, 0), aspect='equal')
+        read_ax.imshow(prediction.model_input, cmap='gray_r', interpolation='nearest')
+        for ax, header in ((drawn_ax, 'as drawn'), (read_ax, 'model input')):
+            ax.set(xticks=[], yticks=[])
+            ax.grid(False)
+            if k < columns:  # column headers on the first row
+                ax.set_title(header, fontsize=9, color='0.35')
+        cell.suptitle(f'true {labels[i]}, read {prediction.digit} ({percent(prediction.confidence)})'
+                      + (f'\n{notes[i]}' if notes else ''), fontsize=10, color=WRONG)
     return fig
 
 
@@ -461,7 +542,7 @@ def class_balance(splits):
         share = np.bincount(labels.cpu().numpy(), minlength=len(DIGITS)) / len(labels)
         ax.bar(np.array(DIGITS) + (i - (len(splits) - 1) / 2) * width, 100 * share, width,
                color=SPLIT_COLORS.get(split), label=f'{SPLIT_NAMES.get(split, split)} ({len(labels):,})')
-    ax.set(title='Class balance', xlabel='digit', ylabel='share of the split (%)', xticks=DIGITS,
-           ylim=(0, 15))
+    ax.set(xlabel='digit', ylabel='share of the split (%)', xticks=DIGITS, ylim=(0, 15))
+    fig.suptitle('Class balance')
     ax.legend(loc='upper center', ncols=len(splits))
     return fig

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import internals
 import nn
 from support import check_layer, rel_err
 
@@ -193,3 +194,35 @@ def test_cnn_builds_from_its_config_and_accepts_every_input_layout():
     assert [name for name, _ in model.children()][-1] == 'output_activation'
     model.train().logits(images[:, 0])
     assert model.backward(torch.ones(3, 10)).shape == (3, 28, 28)  # the gradient comes back in the input's layout
+
+
+@pytest.mark.parametrize('layer, shape', [(nn.Conv2d(2, 3, 3, padding=1), (2, 2, 6, 5)), (nn.MaxPool2d(2), (2, 3, 6, 6)),
+                                          (nn.BatchNorm2d(3), (4, 3, 5, 5)), (nn.BatchNorm1d(5), (8, 5)),
+                                          (nn.Dropout(0.25), (4, 6)), (nn.Linear(5, 4), (3, 5))])
+def test_the_notebooks_finite_difference_check_of_each_layer(layer, shape):
+    layer.to(dtype=torch.float64)
+    table = internals.check_layer(layer, torch.randn(shape))
+    assert set(table.index) == {name for name, _ in layer.named_parameters()} | {'input'}
+    assert table['finite differences: relative error'].max() < 1e-7
+
+
+def test_the_finite_difference_check_catches_a_wrong_backward():
+    class HalfReLU(nn.ReLU):  # backward off by a factor of 2
+        def backward(self, grad_out, input_grad=True):
+            return super().backward(grad_out, input_grad) / 2
+
+    assert internals.check_layer(HalfReLU(), torch.randn(4, 6)).loc['input', 'finite differences: relative error'] > 0.4
+
+
+def test_the_notebooks_gradient_check_of_a_small_cnn():
+    """Every tensor against finite differences (the biases before a batch norm have none: NaN) and autograd,
+    with dropout on: every forward pass of the check draws the same mask."""
+    torch.manual_seed(0)
+    model = nn.CNN(channels=(2, 3), hidden=5, dropout=0.3, dtype=torch.float64)
+    table = internals.check_gradients(model, nn.CrossEntropyLoss(0.1), torch.randn(3, 1, 28, 28),
+                                      torch.tensor([1, 2, 3]), entries=5)
+    relative = table['finite differences: relative error']
+    assert set(relative[relative.isna()].index) == {'conv1.bias', 'conv2.bias', 'hidden_layer.bias'}
+    assert relative.max() < 1e-7 and table['autograd: largest |difference|'].max() < 1e-12
+    ours, autograd = table.attrs['loss']
+    assert abs(ours - autograd) < 1e-12

@@ -131,6 +131,18 @@ def test_expected_calibration_error_matches_a_direct_loop():
 
 
 
+def test_equal_count_bins_hold_the_same_number_of_predictions_in_confidence_order():
+    probabilities, labels = calibration_set([(0.3, 20, 6), (0.95, 170, 160), (1.0, 10, 10)])
+    bins = metrics.equal_count_bins(probabilities, labels, bins=4)
+    assert bins['count'].tolist() == [50, 50, 50, 50]
+    first = bins.iloc[0]  # the 20 predictions at 30% and the first 30 at 95%
+    assert first['low'] == pytest.approx(0.3) and first['high'] == pytest.approx(0.95)
+    assert first['confidence'] == pytest.approx((20 * 0.3 + 30 * 0.95) / 50)
+    assert bins['low'].is_monotonic_increasing and bins.iloc[-1]['high'] == pytest.approx(1.0)
+    assert (bins['accuracy'] * bins['count']).sum() == pytest.approx(176)  # every right answer counted once
+    assert len(metrics.equal_count_bins(probabilities[:3], labels[:3], bins=10)) == 3  # no empty bin
+
+
 def sampled(logits, temperature, seed=0):
     """Labels drawn from softmax(logits / temperature): logits that `temperature` calibrates exactly."""
     generator = torch.Generator().manual_seed(seed)

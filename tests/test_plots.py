@@ -2,6 +2,7 @@
 and a PNG written when a path is given."""
 import math
 
+import matplotlib.legend
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,7 +61,28 @@ def test_training_history_marks_best_validation_epoch(tmp_path):
     assert titles(fig) == ['Loss', 'Accuracy'] and fig.get_suptitle() == 'Training history'
     assert loss_ax.get_yscale() == 'log' and acc_ax.get_ylabel() == 'accuracy (%)'
     assert best_line(acc_ax)[0].get_xdata()[0] == 4  # val_acc peaks at epoch 4, test_acc at 5
-    assert {'training', 'validation', 'test'} <= {line.get_label() for line in acc_ax.get_lines()}
+    assert {'validation', 'test'} <= {line.get_label() for line in acc_ax.get_lines()}
+    # the axis is scaled to validation and test (92-96%); training's 90% at epoch 1 is below it, and said so
+    low, high = acc_ax.get_ylim()
+    assert 91 < low < 92 and 98.4 < high < 99.5  # training tops out at 98.3%
+    assert 'training (epoch 1 below the axis, from 90.0%)' in {line.get_label() for line in acc_ax.get_lines()}
+    star, = [line for line in acc_ax.get_lines() if line.get_marker() == '*']
+    assert not star.get_clip_on()
+
+
+def test_subject_names_the_model_and_data_under_the_title():
+    fig = plots.training_history(synthetic_history(), subject='MLP on MNIST')
+    assert fig.get_suptitle() == 'Training history\nMLP on MNIST'
+    for draw in (plots.gradient_norms, plots.combined_metrics):
+        assert draw(synthetic_history(), subject='MLP on MNIST').get_suptitle().endswith('\nMLP on MNIST')
+
+
+def test_a_loss_within_a_narrow_range_gets_several_tick_labels():
+    history = synthetic_history().assign(train_loss=lambda h: 0.72 + 0.3 / h['epoch'])  # 0.77 to 1.02
+    loss_ax = plots.combined_metrics(history).axes[0]
+    low, high = loss_ax.get_ylim()
+    labels = [t for t in loss_ax.get_yticks() if low <= t <= high]
+    assert len(labels) >= 3, labels
 
 
 def test_best_epoch_falls_back_to_test_accuracy_without_validation():
@@ -95,9 +117,12 @@ def test_gradient_norms_finds_every_layer(tmp_path):
     history = synthetic_history().assign(grad_norm_middle=0.3)
     fig = saved(plots.gradient_norms(history, path=tmp_path / 'g.png'), tmp_path / 'g.png')
     ax, = fig.axes
-    assert ax.get_yscale() == 'log' and ax.get_title() == 'Gradient norm per layer'
+    assert ax.get_yscale() == 'log' and fig.get_suptitle() == 'Gradient norm per layer'
     layers = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith('best')]
     assert layers == ['first_layer', 'output_layer', 'middle']
+    layer_legend, best_legend = [a for a in ax.get_children() if isinstance(a, matplotlib.legend.Legend)]
+    assert [t.get_text() for t in layer_legend.get_texts()] == layers and layer_legend.get_title().get_text() == 'layer'
+    assert [t.get_text() for t in best_legend.get_texts()] == ['best epoch (4)']  # not listed as a layer
     with pytest.raises(ValueError, match='grad_norm'):
         plots.gradient_norms(history.drop(columns=['grad_norm_first_layer', 'grad_norm_output_layer',
                                                     'grad_norm_middle']))
@@ -204,11 +229,49 @@ def test_reliability_diagram_compares_before_and_after(tmp_path):
         ece = metrics.expected_calibration_error(probabilities, evaluation.labels)
         assert f'{name}: ECE {100 * ece:.2f}% (500 predictions)' in legend
     assert 'perfect calibration' in legend and '15 equal-width' in fig.get_suptitle()
+    assert '10 equal-count' in fig.get_suptitle()
     diagonal = [line for line in curve_ax.get_lines() if line.get_label() == 'perfect calibration'][0]
     assert list(diagonal.get_xdata()) == list(diagonal.get_ydata()) == [0, 1]
+    points = [line for line in curve_ax.get_lines() if line.get_marker() == 'o']
+    expected = metrics.equal_count_bins(sharpened, evaluation.labels)
+    assert list(points[0].get_xdata()) == list(expected['confidence']) and len(points[0].get_xdata()) == 10
     assert sum(bar.get_height() for bar in count_ax.patches) == 2 * 500  # every prediction in one bin, per model
     single = plots.reliability_diagram(evaluation.probabilities, evaluation.labels)
     assert [t.get_text() for t in single.legends[0].get_texts()][1].startswith('ECE ')
+
+
+def test_reliability_diagram_pools_parts_and_gives_each_parts_ece():
+    """The drawn digits' halves: one curve over both, the ECE of each half as evaluate.py reports it."""
+    first, second = synthetic_evaluation(n=300, seed=0), synthetic_evaluation(n=200, seed=1)
+    fig = plots.reliability_diagram({'CNN': {'dev': first, 'test': (second.probabilities, second.labels)}})
+    ece = [metrics.expected_calibration_error(e.probabilities, e.labels) for e in (first, second)]
+    assert f'CNN: ECE dev {100 * ece[0]:.2f}%, test {100 * ece[1]:.2f}% (500 predictions)' in [
+        t.get_text() for t in fig.legends[0].get_texts()]
+    pooled = metrics.equal_count_bins(torch.cat([first.probabilities, second.probabilities]),
+                                      torch.cat([first.labels, second.labels]))
+    points, = [line for line in fig.axes[0].get_lines() if line.get_marker() == 'o']
+    assert list(points.get_ydata()) == list(pooled['accuracy'])
+
+
+class Reading:  # what plots.drawn_mistakes reads of a predict.Prediction
+    def __init__(self, digit, confidence):
+        self.digit, self.confidence = digit, confidence
+        self.model_input = np.zeros((28, 28), dtype=np.uint8)
+
+
+def test_drawn_mistakes_shows_each_wrong_drawing_and_its_model_input(tmp_path):
+    drawings = [[[(100, 50), (120, 230)]], [[(50, 50), (200, 60)], [(140, 140)]], [[(10, 10), (20, 20)]]]
+    readings = [Reading(1, 0.9), Reading(5, 0.42), Reading(3, 0.999)]
+    fig = saved(plots.drawn_mistakes(drawings, readings, [1, 7, 8], notes=['W01', 'W02', 'W03'], columns=2,
+                                     path=tmp_path / 'dm.png'), tmp_path / 'dm.png')
+    assert fig.get_suptitle().startswith('2 wrong of 3 drawings')
+    captions = [cell.get_suptitle() for cell in fig.subfigs if cell.axes]
+    assert captions == ['true 7, read 5 (42.0%)\nW02', 'true 8, read 3 (>99.9%)\nW03']
+    drawn, read = fig.subfigs[0].axes
+    assert (drawn.get_title(), read.get_title()) == ('as drawn', 'model input')  # column headers
+    assert drawn.get_ylim() == (280, 0) and len(drawn.get_lines()) == 2  # y down, as on the canvas; both strokes
+    assert read.get_images()[0].get_cmap().name == 'gray_r'  # ink dark on light, as every digit figure
+    assert plots.drawn_mistakes(drawings[:1], readings[:1], [1]).get_suptitle() == 'No mistakes on 1 drawings'
 
 
 def test_data_figures(tmp_path):
@@ -221,13 +284,16 @@ def test_data_figures(tmp_path):
 
 
 def test_learning_rates_puts_every_step_on_the_epoch_axis(tmp_path):
-    history = synthetic_history()
-    steps = np.linspace(1e-3, 0, 60, endpoint=False)  # 10 steps per epoch
-    fig = saved(plots.learning_rates({'decay': steps, 'flat': [1e-3] * 60}, history, path=tmp_path / 'lr.png'),
-                tmp_path / 'lr.png')
-    decay, flat, recorded = fig.axes[0].get_lines()
-    assert decay.get_xdata()[10] == 1 and decay.get_xdata()[-1] == pytest.approx(5.9)  # step 10 starts epoch 2
-    assert list(recorded.get_xdata()) == [0, 1, 2, 3, 4, 5] and fig.axes[0].get_xlabel() == 'epochs trained'
+    steps = np.linspace(1e-3, 0, 60, endpoint=False)  # 6 epochs of 10 steps
+    fig = saved(plots.learning_rates({'decay': steps, 'flat': [1e-3] * 60}, 10, highlight='decay',
+                                     path=tmp_path / 'lr.png'), tmp_path / 'lr.png')
+    ax, = fig.axes
+    decay, flat = ax.get_lines()
+    # epochs counted 1-6 as in every figure: step 0 at 1, step 10 starts epoch 2
+    assert decay.get_xdata()[0] == 1 and decay.get_xdata()[10] == 2 and decay.get_xdata()[-1] == pytest.approx(6.9)
+    assert ax.get_xlabel() == 'epoch' and ax.get_xlim() == (1, 7)
+    assert [line.get_label() for line in (decay, flat)] == ['decay (this run)', 'flat']
+    assert decay.get_linewidth() > flat.get_linewidth()
 
 
 def test_experiments_shows_each_seed_and_the_mean_and_standard_deviation(tmp_path):
