@@ -12,7 +12,8 @@ from files import ROOT
 FLOORS = {
     'nn': 1, 'files': 1, 'preprocess': 1,
     'checkpoint': 2, 'metrics': 2, 'data': 2, 'my_digits': 2,
-    'predict': 3, 'train': 3, 'internals': 3,
+    'predict': 3, 'train': 3,
+    'internals': 4,
     'plots': 4, 'experiments': 4, 'benchmark': 4,
     'evaluate': 5, 'test_mnist_tkinter': 5,
 }

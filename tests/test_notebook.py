@@ -6,6 +6,7 @@ import subprocess
 import nbformat
 import pandas as pd
 import papermill
+import pytest
 import torch
 
 from files import DATA_DIR, ROOT
