@@ -333,3 +333,29 @@ def test_half_lines_left_by_an_old_interrupted_save_are_skipped_and_said(tmp_pat
     assert err == [f'note: {folder / my_digits.LABELS} line 2: half a line left by an interrupted save, then a whole '
                    f'one: the half is skipped',
                    f'note: {folder / my_digits.LABELS} line 3: half a line left by an interrupted save: skipped']
+
+
+# ---------------------------------------------------------------- what predict says
+
+def test_the_cli_prints_the_verdict(tmp_path, capsys):
+    strip = Image.new('L', (300, 100), 255)
+    strip.paste(0, (20, 40, 280, 60))  # a wide bar: read as a 1 by the network, but not one digit
+    strip.save(tmp_path / 'strip.png')
+    assert predict.main(['docs/sample_digit.png', str(tmp_path / 'strip.png'), '--top', '2']) == 0
+    sample, wide = capsys.readouterr().out.splitlines()
+    assert sample.startswith('docs/sample_digit.png: 3 (') and ', sure), ' in sample
+    assert wide.startswith(f'{tmp_path / "strip.png"}: not a digit (') and '; ' in wide
+    probabilities = [0.0] * 10
+    probabilities[2], probabilities[8] = 0.55, 0.45
+    unsure = predict.Prediction(2, 0.55, probabilities, None, 8, -3.0, predict.UNSURE)
+    assert predict.shown(unsure) == '2 (55.0%, unsure)' and predict.shown(unsure, 2) == '2 (55.0%, unsure), 8 (45.0%)'
+    other = predict.Prediction(2, 0.55, probabilities, None, 8, -3.0, predict.NOT_A_DIGIT)
+    assert predict.shown(other) == 'not a digit (2, 55.0%)' and predict.shown(other, 2) == 'not a digit (2, 55.0%; 8, 45.0%)'
+
+
+def test_an_empty_checkpoint_among_the_runs_does_not_stop_the_default_model(tmp_path, monkeypatch, capsys):
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    monkeypatch.setattr(predict, 'CHECKPOINT_DIRS', (files.SHIPPED_DIR, tmp_path))
+    assert predict.main(['docs/sample_digit.png']) == 0
+    assert capsys.readouterr().err == (f'note: checkpoint {tmp_path / "empty.pth"} cannot be read (EOFError): it is '
+                                       f'corrupt or not a checkpoint of this project (skipped: move or delete that file)\n')
