@@ -1,11 +1,12 @@
 """Checkpoints: the one format train.py writes and predict.py, the app and the notebook read.
 
 A checkpoint is a dict written by torch.save and read back with weights_only=True, so loading
-one never runs code. Format 2 holds:
+one never runs code; everything in it is checked once loaded (structure_problem), and the model it
+builds must give finite outputs (build_model), before anything uses it. Format 2 holds:
 
     format_version  FORMAT_VERSION
     architecture    {'name': a model in nn.MODELS, 'config': its constructor options}
-    model           the state dict: parameter name -> tensor, every value finite
+    model           the state dict: parameter name -> dense floating-point tensor, every value finite
     epoch           the epoch it was saved after (1-based)
     metrics         that epoch's history row: val_acc, test_acc (NaN without that split), losses, ...
     config          train.py's options (val_size among them: the held-out split val_acc is measured on)
