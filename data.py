@@ -79,8 +79,9 @@ def read_verified(data_dir, name, download=True):
                 raise DataError(missing_message(folder, name))
             fetch(packed)
             path = packed
-        if path.is_dir():
-            raise DataError(f'{path} is a folder, not the MNIST file: remove it and copy the file '
+        if not path.is_file():  # a folder, or a named pipe or device, which would block the read forever
+            kind = 'a folder' if path.is_dir() else 'not a regular file (a named pipe, a device, ...)'
+            raise DataError(f'{path} is {kind}, not the MNIST file: remove it and copy the file '
                             f'{packed.name} into {folder}/')
         stored = path.read_bytes()
     except OSError as e:

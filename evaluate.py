@@ -11,8 +11,14 @@ import argparse
 import gzip
 import hashlib
 import json
+import math
 import sys
+import zlib
 from pathlib import Path
+
+import files  # first, before the libraries that take seconds to load
+if __name__ == '__main__':
+    files.quiet_ctrl_c()
 
 import numpy as np
 import torch
@@ -40,18 +46,60 @@ class DrawnDataError(FileNotFoundError):
 def load_drawn(path=DRAWN_FILE):
     """The drawn digits by half: {'dev': [...], 'test': [...]}, each digit a dict with label, writer,
     repetition and strokes (pen-down point lists in tablet units, y down). See data/drawn_digits/README.md.
-    The shipped file is checked against its SHA-256 first; any other file named is read as it is."""
+    The shipped file is checked against its SHA-256 first; any other file named is checked as it is read.
+    Raises DrawnDataError naming the file, what is wrong and what to do."""
     path = Path(path)
+    shipped = path.resolve() == DRAWN_FILE
+    fix = f'restore it with `{RESTORE}`' if shipped else 'pass a file in the format of data/drawn_digits/README.md'
     if not path.is_file():
         raise DrawnDataError(f'{path}: no such file. The drawn digits ship with the repository in '
                              f'{RESTORE.split()[-1]}: restore it with `{RESTORE}`')
-    content = path.read_bytes()
-    if path.resolve() == DRAWN_FILE and hashlib.sha256(content).hexdigest() != DRAWN_SHA256:
+    try:
+        content = path.read_bytes()
+    except OSError as e:
+        raise DrawnDataError(f'{path}: cannot be read ({e.strerror or e}); make it readable') from None
+    if shipped and hashlib.sha256(content).hexdigest() != DRAWN_SHA256:
         raise DrawnDataError(f'{path}: checksum mismatch (its SHA-256 is not the published one in '
                              f'data/drawn_digits/README.md); it is damaged: restore it with '
                              f'`{RESTORE}`')
-    digits = json.loads(gzip.decompress(content))
-    return {half: [d for d in digits if first <= d['writer'] <= last] for half, (first, last) in HALVES.items()}
+    try:
+        digits = json.loads(gzip.decompress(content))
+    except (OSError, EOFError, zlib.error, ValueError) as e:  # not gzip, cut short, bit-flipped; not JSON
+        raise DrawnDataError(f'{path}: not gzipped JSON that can be read ({str(e).strip() or type(e).__name__}); '
+                             f'{fix}') from None
+    problem = drawn_problem(digits)
+    if problem:
+        raise DrawnDataError(f'{path}: {problem}; {fix}')
+    halves = {half: [d for d in digits if first <= d['writer'] <= last] for half, (first, last) in HALVES.items()}
+    empty = [half for half, chosen in halves.items() if not chosen]
+    if empty:
+        raise DrawnDataError(f'{path}: holds no digits of the {empty[0]} half (writers {"-".join(HALVES[empty[0]])}); {fix}')
+    return halves
+
+
+def drawn_problem(digits):
+    """What is wrong with the content of a drawn-digits file, or None: a non-empty list of digits, each with
+    a label 0-9, a writer W01-W60 and strokes, each a non-empty list of [x, y] points."""
+    if not isinstance(digits, list) or not digits:
+        return (f'holds {"an empty list" if digits == [] else "a " + type(digits).__name__}, not a list of drawn '
+                f'digits')
+    for i, digit in enumerate(digits):
+        if not isinstance(digit, dict) or not {'label', 'writer', 'strokes'} <= digit.keys():
+            return f'digit {i} is not an object with a label, a writer and strokes'
+        label, writer, strokes = digit['label'], digit['writer'], digit['strokes']
+        if type(label) is not int or not 0 <= label <= 9:
+            return f'digit {i} has the label {label!r}, not a digit 0 to 9'
+        if not isinstance(writer, str) or not HALVES['dev'][0] <= writer <= HALVES['test'][1] or len(writer) != 3:
+            return f'digit {i} has the writer {writer!r}, not one of W01 to W60'
+        if not (isinstance(strokes, list) and strokes and all(
+                isinstance(stroke, list) and stroke and all(point_ok(p) for p in stroke) for stroke in strokes)):
+            return f'digit {i} (writer {writer}) has strokes that are not lists of [x, y] points'
+    return None
+
+
+def point_ok(point):
+    return (isinstance(point, list) and len(point) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in point))
 
 
 def on_canvas(strokes, size=DRAWN_SIZE):
@@ -289,7 +337,8 @@ def main(argv=None):
         print(f'error: {e}', file=sys.stderr)
         return 1
     except OSError as e:  # --figure: a folder that cannot be made, a file that cannot be written
-        print(f'error: --figure {args.figure}: cannot save the reliability diagram ({e})', file=sys.stderr)
+        where = f'--figure {args.figure}: cannot save the reliability diagram' if args.figure else 'cannot read a file'
+        print(f'error: {where} ({e})', file=sys.stderr)
         return 1
     readings = drawn_report(model, halves, args)
     if args.sheet:

@@ -7,6 +7,7 @@ SIGTERM or a full disk leaves the old content or the new, never half of it.
 import os
 import secrets
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +68,19 @@ def append_line(path, line):
 def describe(error):
     """An OSError (or torch's RuntimeError for one) in a few words: "No space left on device"."""
     return getattr(error, 'strerror', None) or str(error).strip() or type(error).__name__
+
+
+def quiet_ctrl_c():
+    """For a command line, called before the libraries load (seconds, for torch): a Ctrl-C the program does
+    not handle itself ends it with "Interrupted." and status 130, as a shell expects, not a traceback."""
+    default = sys.excepthook
+
+    def hook(kind, error, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            print('\nInterrupted.', file=sys.stderr)
+        else:
+            default(kind, error, traceback)
+    sys.excepthook = hook
 
 
 @contextmanager

@@ -11,13 +11,14 @@ strokes, not the PNG, through preprocess.strokes_to_mnist: exactly the input the
 """
 import json
 import math
-import os
 import secrets
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+import files
 from files import MY_DIGITS_DIR
 from preprocess import draw_strokes, strokes_to_mnist
 
@@ -30,9 +31,9 @@ class MyDigitsError(ValueError):
 
 
 def save_drawing(strokes, label, brush, folder=FOLDER):
-    """Add a drawing with its true `label` to `folder`: the PNG first (written to a temporary name and
-    renamed), then its line appended to labels.jsonl in one write, so an interrupted save leaves at most
-    an unlisted PNG, never half a line. Returns the number of drawings the folder now lists.
+    """Add a drawing with its true `label` to `folder`: the PNG first (files.atomic_write), then its line
+    appended to labels.jsonl (files.append_line: the whole line or nothing, on disk before "saved" is said),
+    so a failed save leaves no PNG and never half a line. Returns the number of drawings the folder now lists.
     Raises MyDigitsError when the folder cannot be written, or the drawing is too small to read."""
     if not 0 <= label <= 9:
         raise MyDigitsError(f'label {label}: must be a digit, 0 to 9')
@@ -41,26 +42,23 @@ def save_drawing(strokes, label, brush, folder=FOLDER):
     name = f'{label}-{time.strftime("%Y%m%d-%H%M%S", now)}-{secrets.token_hex(2)}.png'
     line = json.dumps({'file': name, 'label': label,
                        'strokes': [[[round(x, 2), round(y, 2)] for x, y in stroke] for stroke in strokes],
-                       'brush': brush, 'saved': time.strftime('%Y-%m-%dT%H:%M:%S', now)}) + '\n'
+                       'brush': brush, 'saved': time.strftime('%Y-%m-%dT%H:%M:%S', now)})
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f'.{name}.tmp'
+        files.atomic_write(folder / name, lambda f: draw_strokes(strokes, brush).save(f, 'PNG'))
         try:
-            draw_strokes(strokes, brush).save(partial, 'PNG')
-            os.replace(partial, folder / name)
-        finally:
-            partial.unlink(missing_ok=True)
-        fd = os.open(folder / LABELS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+            files.append_line(folder / LABELS, line)
+        except files.WriteError:
+            (folder / name).unlink(missing_ok=True)  # this save's own PNG: unlisted, it would only be clutter
+            raise
         with open(folder / LABELS, 'rb') as f:
             return sum(1 for row in f if row.strip())
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise MyDigitsError(f'cannot save the drawing in {folder} ({reason}); make the folder writable '
-                            f'(e.g. chmod u+rwX {folder}) or free some disk space') from None
+    except (FileExistsError, NotADirectoryError):
+        raise MyDigitsError(f'cannot save the drawing in {folder} (a file stands where a folder of it should '
+                            f'be); move or rename that file') from None
+    except OSError as e:  # files.WriteError names the file and the reason
+        raise MyDigitsError(f'cannot save the drawing in {folder} ({e if isinstance(e, files.WriteError) else files.describe(e)}); '
+                            f'make the folder writable (e.g. chmod u+rwX {folder}) or free some disk space') from None
 
 
 def load_drawings(folder):
@@ -76,12 +74,14 @@ def load_drawings(folder):
         raise MyDigitsError(f'{folder} holds no {LABELS}: it is not a folder of drawings saved by the app '
                             f'("Wrong? It was..." writes data/my_digits/{LABELS})')
     try:
-        lines = path.read_text(encoding='utf-8').splitlines()
+        text = path.read_text(encoding='utf-8')
     except (OSError, UnicodeDecodeError) as e:
         raise MyDigitsError(f'{path}: cannot be read ({e})') from None
+    lines = text.splitlines()
     images, labels = [], []
     for number, line in enumerate(lines, 1):
-        if line.strip():
+        line = unbroken(line, f'{path} line {number}', unfinished=number == len(lines) and not text.endswith('\n'))
+        if line and line.strip():
             label, strokes = parse_line(line, f'{path} line {number}')
             try:
                 images.append(strokes_to_mnist(strokes))
@@ -91,6 +91,26 @@ def load_drawings(folder):
     if not labels:
         raise MyDigitsError(f'{path} lists no drawings; save some with "Wrong? It was..." in the app')
     return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def unbroken(line, where, unfinished):
+    """`line`, or the whole line in it when a save cut short (a crash, a full disk) left half a line: at the
+    end of the file (`unfinished`: no end of line) the half is skipped (None); glued in front of the next
+    save's line, that line is kept. Each says so on stderr; anything else broken is for parse_line to name."""
+    try:
+        json.loads(line)
+        return line
+    except json.JSONDecodeError:
+        pass
+    start = line.rfind('{"file"')
+    if start > 0:
+        print(f'note: {where}: half a line left by an interrupted save, then a whole one: the half is skipped',
+              file=sys.stderr)
+        return line[start:]
+    if unfinished:
+        print(f'note: {where}: half a line left by an interrupted save: skipped', file=sys.stderr)
+        return None
+    return line
 
 
 def parse_line(line, where):

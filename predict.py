@@ -13,6 +13,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import files  # first, before the libraries that take seconds to load
+if __name__ == '__main__':
+    files.quiet_ctrl_c()
+
 import numpy as np
 import torch
 
@@ -75,6 +79,9 @@ class DigitClassifier:
         """Predictions for model inputs already made (28x28 uint8 arrays, light ink on dark), in one forward pass."""
         x = normalize(torch.from_numpy(np.stack(model_inputs))).to(self.device)
         scaled = self.network.logits(x).cpu().double() / self.temperature
+        if not torch.isfinite(scaled).all():
+            raise ValueError(f'checkpoint {self.checkpoint}: the model\'s outputs are not finite numbers (its weights '
+                             f'overflow); it is damaged: retrain it or pass another --checkpoint')
         probabilities = scaled.softmax(1)
         energies = -self.temperature * scaled.logsumexp(1)
         predictions = []
@@ -151,6 +158,16 @@ def verdict(top, not_a_digit=False):
 
 # ---------------------------------------------------------------- command line
 
+def shown(prediction, top=1):
+    """A prediction as the CLI prints it, with its verdict: '7 (99.1%, sure)', with top=2 '7 (62.0%, unsure),
+    1 (30.2%)', or 'not a digit (8, 41.0%)'."""
+    ranked = prediction.top(top)
+    if prediction.verdict == NOT_A_DIGIT:
+        return 'not a digit (' + '; '.join(f'{digit}, {percent(p)}' for digit, p in ranked) + ')'
+    (digit, p), others = ranked[0], ranked[1:]
+    return ', '.join([f'{digit} ({percent(p)}, {prediction.verdict})'] + [f'{d} ({percent(q)})' for d, q in others])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...) of one digit each')
@@ -176,8 +193,7 @@ def main(argv=None):
             print(f'error: {e}', file=sys.stderr)
             failed += 1
             continue
-        ranked = ', '.join(f'{digit} ({percent(p)})' for digit, p in prediction.top(args.top))
-        print(f'{path}: {ranked}')
+        print(f'{path}: {shown(prediction, args.top)}')
     return 1 if failed else 0
 
 

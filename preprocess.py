@@ -95,7 +95,7 @@ def array_image(source):
     if array.ndim != 2:
         raise ValueError(f'expected a 2-D grayscale array, got shape {array.shape}')
     if array.dtype != np.uint8:
-        array = array.astype(np.float64)
+        array = filled(array.astype(np.float64))
         if array.max(initial=0) <= 1:
             array = array * 255
         array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
@@ -107,10 +107,19 @@ def eight_bit(image):
     own range: their values have no fixed white (16-bit may be 0..65535, 0..4095, ...)."""
     if image.mode not in ('I', 'F') and not image.mode.startswith('I;16'):
         return image
-    values = np.asarray(image, dtype=np.float64)
+    values = filled(np.asarray(image, dtype=np.float64))
     low, high = values.min(), values.max()
     scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
     return Image.fromarray(np.rint(scaled).astype(np.uint8))
+
+
+def filled(values):
+    """Float pixels with the NaN or infinite ones (a float TIFF's missing values) set to the median of the
+    others: taken as background, which most pixels are, rather than spoiling the whole image's range."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return values
+    return np.where(finite, values, np.median(values[finite]) if finite.any() else 0.0)
 
 
 def grayscale(image):

@@ -26,12 +26,15 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import files  # first, before the libraries that take seconds to load
+if __name__ == '__main__':
+    files.quiet_ctrl_c()
+
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 import checkpoint
-import files
 import nn
 from data import DataError, add_styles, augment, batches, load_splits, non_digits
 from files import DATA_DIR, DRAWN_FILE, RUNS_DIR
@@ -400,6 +403,7 @@ def configure(config, options):
     if config.init_from:
         config = initial(config, given)
     check_config(config)
+    check_run_folder(config)
     if not config.resume or config.init_from:
         return config, None
     saved = checkpoint.load(config.resume)
@@ -409,6 +413,7 @@ def configure(config, options):
     if missing:
         raise TrainingError(f'{config.resume} records no {", ".join(missing)}: this version cannot resume it; '
                             f'start a new run')
+    check_recipe(config, recorded)
     contradicted = [name for name, value in given.items() if not resumable(name) and value != recorded[name]]
     if contradicted:
         raise TrainingError(f'{config.resume} was trained with ' + ', '.join(f'{flag(n)} {recorded[n]}' for n in contradicted)
@@ -420,6 +425,31 @@ def configure(config, options):
                             f'--epochs {planned}: resume it with --epochs {planned} (another length would change '
                             f'the rates it has already used), or start a new run to train longer')
     return config, saved
+
+
+def check_recipe(config, recorded):
+    """The recipe a checkpoint records, checked as the command line's options are (check_config): a file
+    not written by train.py must not reach the training loop."""
+    try:
+        check_config(replace(config, **{f.name: recorded[f.name] for f in fields(Config)}))
+    except (ValueError, TypeError) as e:
+        raise TrainingError(f'{config.resume} records a recipe this version cannot use ({e}); it was not '
+                            f'saved by train.py: start a new run') from None
+
+
+def check_run_folder(config):
+    """A run writes only in its own folder: never in the current folder by accident (an empty
+    --checkpoint-dir), never among the shipped models."""
+    if config.dry_run:
+        return
+    folder = Path(config.checkpoint_dir).resolve()
+    shipped = files.SHIPPED_DIR.resolve()
+    if not config.checkpoint_dir.strip():
+        raise TrainingError("--checkpoint-dir '': name the folder for this run's checkpoints, "
+                            'e.g. --checkpoint-dir model_checkpoints/my-run')
+    if folder == shipped or shipped in folder.parents:
+        raise TrainingError(f'--checkpoint-dir {config.checkpoint_dir}: the shipped models\' folder is not for '
+                            f'training runs; pass another folder, e.g. {RUNS_DIR}')
 
 
 def initial(config, given):
@@ -513,7 +543,31 @@ def start(config, saved, device, train_images):
         run.start_epoch = saved['epoch'] + 1
         print(f'Resuming from {config.resume} after epoch {saved["epoch"]}'
               + (f' of {config.epochs}: nothing left to train' if run.start_epoch > config.epochs else ''))
+        if run.start_epoch <= config.epochs:
+            adopt_best(run)
     return run
+
+
+def adopt_best(run):
+    """A run resumed into another folder copies its best checkpoint there (the copy is this run's file):
+    its checkpoints then name files in their own folder only, and the original is never rewritten."""
+    folder, path = Path(run.config.checkpoint_dir), run.best['path']
+    if path is None or not path.is_file() or path.parent.resolve() == folder.resolve():
+        return
+    copy = folder / path.name
+    if copy.exists():
+        raise TrainingError(f'{copy} exists already and is not this run\'s best; pass another --checkpoint-dir')
+    checkpoint.save(copy, checkpoint.load(path))
+    run.best['path'] = run.written_best = copy
+
+
+def better(run, row):
+    """Whether the epoch's accuracy is a new best: above the best so far and, in a run long enough to be
+    judged (JUDGE_AFTER steps in all), above chance (CHANCE_ACC): a collapsed model is never kept as a best,
+    which predict could then take as the default model."""
+    accuracy = row[f'{run.config.select_on}_acc']
+    judged = run.config.epochs * run.steps_per_epoch >= JUDGE_AFTER
+    return accuracy > run.best['accuracy'] and not (judged and accuracy < CHANCE_ACC)
 
 
 def keep(run, row, epoch, improved):
@@ -526,13 +580,34 @@ def keep(run, row, epoch, improved):
     saved = snapshot(run, epoch, row, folder)
     if improved:
         previous, existed = run.written_best, path.exists()
-        checkpoint.save(path, saved)
+        save_resume_point(run, path, saved)
         run.written_best = None if existed else path  # a file that was there already is not this run's to delete
         if previous and previous != path:
             previous.unlink(missing_ok=True)  # only after the new best is safely on disk
-    checkpoint.save(folder / checkpoint.LAST, saved)
-    run.resume_from = str(folder / checkpoint.LAST)
+    save_resume_point(run, folder / checkpoint.LAST, saved)
     files.atomic_write(folder / HISTORY_FILE, lambda f: pd.DataFrame(run.history).to_csv(f, index=False))
+
+
+def save_resume_point(run, path, saved):
+    """checkpoint.save, after which `path` is the point to resume from: also when a Ctrl-C or SIGTERM that
+    waited for the write to finish (files.interrupts_deferred) takes effect the moment it has."""
+    before = file_identity(path)
+    try:
+        checkpoint.save(path, saved)
+    except KeyboardInterrupt:
+        if file_identity(path) not in (None, before):  # the new file is in place
+            run.resume_from = str(path)
+        raise
+    run.resume_from = str(path)
+
+
+def file_identity(path):
+    """(inode, modification time) of a file, None when there is none: it changes when a file is replaced."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def snapshot(run, epoch, row, folder):
@@ -563,7 +638,7 @@ def train(config=None, data=None, callback=None, **options):
         try:
             for epoch in range(run.start_epoch, config.epochs + 1):
                 row = epoch_row(run, splits, epoch)
-                improved = row[f'{config.select_on}_acc'] > run.best['accuracy']
+                improved = better(run, row)
                 print(f'epoch {epoch:3d}/{config.epochs}  loss {row["train_loss"]:.4f}  train {row["train_acc"]:.4f}  '
                       f'val {row["val_acc"]:.4f}  test {row["test_acc"]:.4f}  {row["epoch_time"]:.1f}s'
                       + ('  * best' if improved else ''), flush=True)
@@ -584,30 +659,48 @@ def finish(run, splits, seconds):
         print(f'Dry run finished in {seconds:.1f}s; nothing saved.')
         return {'history': history, 'best_checkpoint': None, 'test': evaluate(run.model, *splits['test'])}
     path = best['path']
-    if path is None or not path.is_file():
+    if path is None:
+        last = run.history[-1][f'{run.config.select_on}_acc'] if run.history else math.nan
+        raise TrainingError(f'training failed: no epoch did better than guessing ({run.config.select_on} accuracy '
+                            f'{last:.1%} in the last), so no best model was saved; lower the learning rate '
+                            f'(--lr {run.config.lr:g}) or check the labels')
+    missing = not path.is_file()
+    if missing:
         path = Path(run.resume_from)
         print(f'note: the best checkpoint recorded, {best["path"]}, is missing; the final model ({path}) is evaluated instead')
-    saved = checkpoint.load(path, splits['test'][1].device)
-    model = checkpoint.build_model(saved, splits['test'][1].device)
-    temperature = calibrate(path, saved, model, splits['val'])
+    device = splits['test'][1].device
+    saved = checkpoint.load(path, device)
+    model = checkpoint.build_model(saved, device)
+    if missing:  # a resume point is not calibrated: that is a best's
+        temperature = checkpoint.calibration(saved)[0]
+    else:
+        path, temperature = calibrate(path, saved, model, splits['val'], Path(run.config.checkpoint_dir))
     test = evaluate(model, *splits['test'], temperature=temperature)
     print(f'Finished in {seconds:.1f}s. Best checkpoint: {path} (epoch {best["epoch"]}, '
           f'{run.config.select_on} accuracy {best["accuracy"]:.4f}); test accuracy {test.accuracy:.4f}')
     return {'history': history, 'best_checkpoint': path, 'test': test}
 
 
-def calibrate(path, saved, model, val):
+def calibrate(path, saved, model, val, folder):
     """Temperature scaling of the best checkpoint: metrics.calibration fitted on the validation split and
-    stored in the file (checkpoint.py), so predict's probabilities mean what they say. Returns T (1.0, and the
-    file untouched, without a validation split)."""
+    stored in the file (checkpoint.py), so predict's probabilities mean what they say. A best already
+    calibrated is left as it is; one outside the run's `folder` (the best of the run a resume started from)
+    is calibrated as a copy in `folder`, never rewritten. Returns (the best checkpoint's path, T); T is 1.0,
+    and the file untouched, without a validation split."""
     images, labels = val
+    if 'calibration' in saved:
+        return path, saved['calibration']['temperature']
     if not len(labels):
         print('note: no validation split (--val-size 0): the checkpoint is not calibrated (T = 1)')
-        return 1.0
+        return path, 1.0
+    if path.parent.resolve() != folder.resolve():
+        path = folder / path.name
+        if path.exists():
+            raise TrainingError(f'{path} exists already and is not this run\'s best; pass another --checkpoint-dir')
     c = checkpoint.save_calibrated(path, saved, calibration(logits_of(model, images), labels))
     print(f'Calibrated on the validation split: temperature {c["temperature"]:.3g}, '
           f'NLL {c["nll_before"]:.4f} -> {c["nll_after"]:.4f}')
-    return c['temperature']
+    return path, c['temperature']
 
 
 # ---------------------------------------------------------------- command line
