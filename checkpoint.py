@@ -16,7 +16,7 @@ builds must give finite outputs (build_model), before anything uses it. Format 2
     checksum        optional: SHA-256 of the weights (weights_checksum), written by `save`, so that a flipped byte
                     is caught on load; files saved before it was added load without the check
     calibration     optional: {'temperature': T, 'split': 'val', 'nll_before', 'nll_after', 'energy_limit'}
-                    (evaluate.calibration), fitted by train.py on the validation split: predict divides the
+                    (metrics.calibration), fitted by train.py on the validation split: predict divides the
                     logits by T and calls an input with an energy above energy_limit "not a digit". Absent,
                     T = 1 (the probabilities are the raw softmax) and there is no energy limit
 
