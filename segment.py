@@ -1,0 +1,172 @@
+"""Where the digits of a written number may be: candidate groups of a drawing's strokes or of a picture's ink,
+each made into a model input. predict.DigitClassifier.read scores every candidate in one forward pass and
+picks the grouping the model reads best.
+
+People write a number digit by digit, so in a drawing a digit is a run of consecutive strokes (a 4, a 5 or a
+crossed 7 takes two). In a picture there is no order: the units are the connected pieces of ink, left to
+right, and a digit is a run of neighbouring pieces (a 5 whose bar does not touch its body is two), or a
+piece cut in two where touching digits joined. A unit much lower than the writing is high (a decimal point,
+a minus sign, the bar of a 7) is a mark: it may join a digit, never be one alone.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from preprocess import MIN_DRAWING, TooSmallError, grayscale, strokes_to_mnist, to_mnist
+
+MAX_UNITS = 3        # a digit is at most 3 strokes (the drawn digits: 463 in one, 136 in two, 1 in three)
+MAX_WIDTH = 1.5      # a candidate wider than this times the writing's height holds more than one digit
+MARK_HEIGHT = 0.35   # a unit lower than this part of the writing's height is a mark, not a digit alone
+CUT_WIDTH = 0.9      # a piece of ink wider than this times the writing's height may be digits that touch
+INK_LEVEL = 0.35     # of the brightest ink: what counts as ink when pieces are found in a picture
+
+
+@dataclass
+class Candidate:
+    """A run of units [start, end) that may be one digit: its box (x0, y0, x1, y1) in the drawing's
+    coordinates, and its 28x28 model input (None when it cannot be a digit alone: a mark, too small)."""
+    start: int
+    end: int
+    box: tuple
+    model_input: np.ndarray = None
+
+
+@dataclass
+class Units:
+    """What a drawing or picture is made of, in the order read: the units' boxes, which are marks, and
+    the candidate digits; `members[i]` are the indices unit i stands for (its stroke in the drawing as
+    given, or itself: the pieces of ink left to right)."""
+    boxes: list
+    marks: list
+    candidates: list
+    members: list
+
+
+def union(boxes):
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
+
+
+def stroke_box(stroke):
+    points = np.asarray(stroke, dtype=np.float64).reshape(-1, 2)
+    return (*points.min(0), *points.max(0))
+
+
+def runs(boxes, marks, render):
+    """Every run of at most MAX_UNITS consecutive units narrower than MAX_WIDTH times the writing's height
+    (each single unit always), made into a model input by render(start, end) unless it is a lone mark."""
+    height = max(union(boxes)[3] - union(boxes)[1], 1)
+    candidates = []
+    for start in range(len(boxes)):
+        for end in range(start + 1, min(start + MAX_UNITS, len(boxes)) + 1):
+            box = union(boxes[start:end])
+            if end - start > 1 and box[2] - box[0] > MAX_WIDTH * height:
+                break
+            if all(marks[start:end]):
+                candidates.append(Candidate(start, end, box))
+                continue
+            try:
+                candidates.append(Candidate(start, end, box, render(start, end)))
+            except TooSmallError:
+                candidates.append(Candidate(start, end, box))
+    return candidates
+
+
+def mark_flags(boxes):
+    """Which units are much lower than the whole writing (MARK_HEIGHT): never a digit alone. The tallest
+    unit never is: a lone horizontal line is read, and judged not a digit."""
+    box = union(boxes)
+    height = box[3] - box[1]
+    return [b[3] - b[1] < MARK_HEIGHT * height for b in boxes]
+
+
+def stroke_units(strokes):
+    """The candidate digits of a drawing (strokes of (x, y) points, any scale): runs of consecutive
+    strokes, each drawn by preprocess.strokes_to_mnist at its own scale. Raises TooSmallError when the
+    whole drawing spans less than preprocess.MIN_DRAWING pixels, as strokes_to_mnist does."""
+    kept = [i for i, stroke in enumerate(strokes) if len(stroke)]
+    strokes = [list(strokes[i]) for i in kept]
+    if not strokes:
+        raise TooSmallError('nothing is drawn: draw a digit or a number')
+    boxes = [stroke_box(stroke) for stroke in strokes]
+    whole = union(boxes)
+    if max(whole[2] - whole[0], whole[3] - whole[1]) < MIN_DRAWING:
+        strokes_to_mnist(strokes)  # raises its TooSmallError, with its message
+    marks = mark_flags(boxes)
+    candidates = runs(boxes, marks, lambda start, end: strokes_to_mnist(strokes[start:end]))
+    return Units(boxes, marks, candidates, [[i] for i in kept])
+
+
+# ---------------------------------------------------------------- pictures
+
+def ink(image):
+    """A picture's ink as floats 0..255, light on dark whatever the paper (the border's median is the
+    background, as preprocess.to_mnist judges it)."""
+    gray = grayscale(image)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    background = np.median(border)
+    if background > 127:
+        gray, background = 255 - gray, 255 - background
+    return np.clip(gray - background, 0, None)
+
+
+def pieces(mask):
+    """The connected pieces of ink in a boolean mask, left to right: each a (slices, label) pair, wide
+    pieces cut in two at their thinnest column near the middle (`cut`)."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    found = [(slices, label) for label, slices in enumerate(ndimage.find_objects(labels), 1)]
+    rows = np.flatnonzero(mask.any(1))
+    height = rows[-1] - rows[0] + 1
+    units = []
+    for slices, label in found:
+        part = labels[slices] == label
+        units += [(slices, label, columns) for columns in cut(part, height)]
+    units.sort(key=lambda u: u[0][1].start + (u[2].start + u[2].stop) / 2)
+    return labels, units
+
+
+def cut(part, height):
+    """The column ranges of a piece: the whole, or for a piece wider than CUT_WIDTH times the writing's
+    height, two halves split at the column with the least ink in its middle half (touching digits meet
+    where the ink is thin)."""
+    width = part.shape[1]
+    if width <= CUT_WIDTH * height:
+        return [slice(0, width)]
+    counts = part.sum(0)
+    middle = np.arange(width // 4, width - width // 4)
+    at = int(middle[np.argmin(counts[middle])])
+    return [slice(0, at), slice(at, width)]
+
+
+def image_units(image):
+    """The candidate digits of a picture (a PIL image, already opened by preprocess.open_image): runs of
+    neighbouring pieces of ink, each prepared by preprocess.to_mnist on that ink alone. Raises
+    preprocess.BlankImageError (via to_mnist) when there is no ink."""
+    light = ink(image)
+    if light.max(initial=0) == 0:
+        to_mnist(image)  # raises its BlankImageError
+    mask = light > INK_LEVEL * light.max()
+    labels, units = pieces(mask)
+    boxes = []
+    for (rows, cols), label, columns in units:
+        part = labels[rows, cols][:, columns] == label
+        ys, xs = np.nonzero(part)
+        boxes.append((cols.start + columns.start + xs.min(), rows.start + ys.min(),
+                      cols.start + columns.start + xs.max() + 1, rows.start + ys.max() + 1))
+    marks = mark_flags(boxes)
+
+    def render(start, end):
+        if end - start == len(units):   # all the ink: exactly as predict reads a picture of one digit
+            return to_mnist(image)
+        spans = [(cols.start + columns.start, rows.start, cols.start + columns.stop, rows.stop)
+                 for (rows, cols), _, columns in units[start:end]]
+        x0, y0, x1, y1 = (int(v) for v in union(spans))
+        keep = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        for (c0, r0, c1, r1), (_, label, _) in zip(spans, units[start:end]):
+            keep[r0 - y0:r1 - y0, c0 - x0:c1 - x0] |= labels[r0:r1, c0:c1] == label
+        crop = np.where(keep, light[y0:y1, x0:x1], 0)
+        margin = 3 + (crop.shape == (22, 22))   # never 28x28: to_mnist would take it as an MNIST image
+        return to_mnist(np.pad(crop, margin).clip(0, 255).astype(np.uint8))
+
+    return Units(boxes, marks, runs(boxes, marks, render), [[i] for i in range(len(units))])
