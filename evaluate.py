@@ -218,7 +218,7 @@ def calibration_report(model, data_dir=DATA_DIR, figure=None):
 
 # ---------------------------------------------------------------- numbers
 
-NUMBER_HEIGHT = 100      # px: a digit's height in a number written on the app's writing area
+NUMBER_HEIGHT = 120      # px: a digit's height in a number written on the app's writing area
 NUMBER_LENGTHS = range(2, 7)
 GAP = (0.2, 0.15, -0.3)  # the gap after a digit, of the height: mean, spread and least; about one in ten < 0
 JITTER = 0.03            # of the height: how far a digit's bottom strays from the common baseline

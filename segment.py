@@ -17,8 +17,11 @@ from preprocess import MIN_DRAWING, TooSmallError, grayscale, strokes_to_mnist, 
 
 MAX_UNITS = 3        # a digit is at most 3 strokes (the drawn digits: 463 in one, 136 in two, 1 in three)
 MAX_WIDTH = 1.5      # a candidate wider than this times the writing's height holds more than one digit
+APART = 0.25        # a unit this far (of the writing's height) right or left of a run's ink starts another digit
+                    # (within a drawn digit the strokes are at most 0.15 of its height apart: a 4's bar)
 MARK_HEIGHT = 0.35   # a unit lower than this part of the writing's height is a mark, not a digit alone
-CUT_WIDTH = 0.9      # a piece of ink wider than this times the writing's height may be digits that touch
+CUT_WIDTH = 0.7      # a piece of ink wider than this times the writing's height may be digits that touch,
+SLICE = 0.25         # and is cut at its thinnest columns, this much of the height apart
 INK_LEVEL = 0.35     # of the brightest ink: what counts as ink when pieces are found in a picture
 
 
@@ -54,15 +57,19 @@ def stroke_box(stroke):
 
 
 def runs(boxes, marks, render):
-    """Every run of at most MAX_UNITS consecutive units narrower than MAX_WIDTH times the writing's height
-    (each single unit always), made into a model input by render(start, end) unless it is a lone mark."""
+    """Every run of at most MAX_UNITS consecutive units narrower than MAX_WIDTH times the writing's height,
+    each unit at most APART from the ink before it (each single unit always), made into a model input by
+    render(start, end) unless it is all marks."""
     height = max(union(boxes)[3] - union(boxes)[1], 1)
     candidates = []
     for start in range(len(boxes)):
         for end in range(start + 1, min(start + MAX_UNITS, len(boxes)) + 1):
             box = union(boxes[start:end])
-            if end - start > 1 and box[2] - box[0] > MAX_WIDTH * height:
-                break
+            if end - start > 1:
+                before, added = union(boxes[start:end - 1]), boxes[end - 1]
+                if max(added[0] - before[2], before[0] - added[2]) > APART * height or \
+                        box[2] - box[0] > MAX_WIDTH * height:
+                    break
             if all(marks[start:end]):
                 candidates.append(Candidate(start, end, box))
                 continue
@@ -112,31 +119,31 @@ def ink(image):
 
 
 def pieces(mask):
-    """The connected pieces of ink in a boolean mask, left to right: each a (slices, label) pair, wide
-    pieces cut in two at their thinnest column near the middle (`cut`)."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
-    found = [(slices, label) for label, slices in enumerate(ndimage.find_objects(labels), 1)]
+    """The connected pieces of ink in a boolean mask, left to right: each a (slices, label, columns) triple,
+    a wide piece sliced where digits that touch may meet (`cuts`)."""
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
     rows = np.flatnonzero(mask.any(1))
     height = rows[-1] - rows[0] + 1
     units = []
-    for slices, label in found:
-        part = labels[slices] == label
-        units += [(slices, label, columns) for columns in cut(part, height)]
+    for label, slices in enumerate(ndimage.find_objects(labels), 1):
+        edges = [0, *cuts(labels[slices] == label, height), slices[1].stop - slices[1].start]
+        units += [(slices, label, slice(a, b)) for a, b in zip(edges, edges[1:])]
     units.sort(key=lambda u: u[0][1].start + (u[2].start + u[2].stop) / 2)
     return labels, units
 
 
-def cut(part, height):
-    """The column ranges of a piece: the whole, or for a piece wider than CUT_WIDTH times the writing's
-    height, two halves split at the column with the least ink in its middle half (touching digits meet
-    where the ink is thin)."""
+def cuts(part, height):
+    """Where a piece of ink wider than CUT_WIDTH times the writing's height may be cut into digits that
+    touch: the columns with the least ink within SLICE times the height either side (digits meet where
+    the ink is thin), no nearer than that to the piece's ends. The reading decides which cuts to keep."""
     width = part.shape[1]
+    reach = max(1, int(SLICE * height))
     if width <= CUT_WIDTH * height:
-        return [slice(0, width)]
-    counts = part.sum(0)
-    middle = np.arange(width // 4, width - width // 4)
-    at = int(middle[np.argmin(counts[middle])])
-    return [slice(0, at), slice(at, width)]
+        return []
+    counts = ndimage.uniform_filter1d(part.sum(0).astype(np.float64), max(1, reach // 4))
+    thinnest = ndimage.minimum_filter1d(counts, 2 * reach + 1, mode='nearest') == counts
+    columns = [x for x in np.flatnonzero(thinnest) if reach <= x <= width - reach]
+    return [x for i, x in enumerate(columns) if i == 0 or x - columns[i - 1] > reach]
 
 
 def image_units(image):
