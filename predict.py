@@ -34,12 +34,16 @@ SPLIT_ASPECT = 1.2       # ink wider than this times its height with an empty co
 MAX_ASPECT = 1.6         # by side; wider than MAX_ASPECT, even joined up. Together: none of the 1,200 drawn digits,
                          # 0.35% of MNIST's test digits (5s and 2s written flat), all 200 "12"-style pairs
 # How `read` scores a grouping of a drawing into digits: the sum of each digit's log-probability, less these
-# (natural-log units; chosen on writers W01-W30 with `python evaluate.py --numbers`):
-DIGIT_COST = 1.0         # per digit: else a digit cut into parts that each look like a digit would win
+# (natural-log units). Chosen on writers W01-W30 with `python evaluate.py --numbers` (a grid over 0-8; a cost
+# per digit, or per cut in a picture's ink, did best at 0 and is left out):
 NOT_A_DIGIT_COST = 4.0   # per group the model judges not a digit (its energy, `side_by_side`)
 WIDE_COST = 4.0          # per unit of a group's width over its height above 1: two digits side by side are wide
-INSIDE_COST = 3.0        # per pair of neighbouring groups where one's centre lies within the other's columns
-MARK_COST = 2.0          # per mark (a decimal point, a minus sign: see segment.py) left out of every digit
+GROUPING_T = 0.01        # a grouping's posterior is softmax(score / GROUPING_T) over all groupings: the lowest
+                         # negative log-likelihood of "the number is right" (T from 1 down to 0.001): the digits'
+                         # calibrated probabilities already carry nearly all the doubt
+MARK_COST = 2.0          # per mark (a decimal point, a minus sign: see segment.py) left out of every digit; the
+                         # drawn digits hold no marks to choose it on: it makes a mark join a digit's group when
+                         # that reads as well as the digit alone
 
 
 @dataclass
@@ -183,54 +187,45 @@ def side_by_side(model_input):
 
 
 def group_score(box, prediction):
-    """How well a candidate reads as one digit: its log-probability, less DIGIT_COST, NOT_A_DIGIT_COST if
-    the model judges it not a digit, and WIDE_COST per unit of width over height above 1, up to 2 (few
-    digits are wider than high: two side by side are); None for what cannot be a digit alone (a mark)."""
+    """How well a candidate reads as one digit: its log-probability, less NOT_A_DIGIT_COST if the model
+    judges it not a digit, and WIDE_COST per unit of width over height above 1, up to 2 (few digits are
+    wider than high: two side by side are); None for what cannot be a digit alone (a mark)."""
     if prediction is None:
         return None
     aspect = (box[2] - box[0]) / max(box[3] - box[1], 1e-9)
-    return (math.log(max(prediction.confidence, 1e-12)) - DIGIT_COST - WIDE_COST * min(max(0.0, aspect - 1), 1)
+    return (math.log(max(prediction.confidence, 1e-12)) - WIDE_COST * min(max(0.0, aspect - 1), 1)
             - NOT_A_DIGIT_COST * (prediction.verdict == NOT_A_DIGIT))
 
 
-def inside(a, b):
-    """Whether one box's horizontal centre lies within the other's columns: parts of one digit, as a 4's
-    stroke and its bar, rather than neighbours."""
-    return a[0] <= (b[0] + b[2]) / 2 <= a[2] or b[0] <= (a[0] + a[2]) / 2 <= b[2]
-
-
 def best_grouping(scored, marks):
-    """The best way to cover units 0..n-1 (`marks[i]` says unit i may be left out, at MARK_COST; so may a
-    unit that no candidate can read) by candidates (segment.Candidate, Prediction or None) in order, each
-    scored by `group_score` less INSIDE_COST per neighbouring pair `inside` each other: dynamic
-    programming over (units covered, last group). Returns the chosen [(candidate, prediction)] and its
-    posterior: exp(its score) over the sum of exp(score) of every grouping."""
+    """The best way to cover units 0..n-1 by candidates (segment.Candidate, Prediction or None) in order,
+    each scored by `group_score`; unit i may be left out at MARK_COST if `marks[i]` (or if no candidate can
+    read it alone): dynamic programming over the units covered. Returns the chosen [(candidate,
+    prediction)] and its posterior, exp(score / GROUPING_T) over the sum of that over every grouping."""
     n = len(marks)
     scores = [group_score(c.box, p) for c, p in scored]
     alone = {c.start for (c, _), s in zip(scored, scores) if s is not None and c.end == c.start + 1}
-    best = [dict() for _ in range(n + 1)]    # best[i][last group] = (score, (i before, last before))
-    total = [dict() for _ in range(n + 1)]   # the log of the sum over every grouping that ends so
-    best[0][None], total[0][None] = (0.0, None), 0.0
+    best = [(-math.inf, None)] * (n + 1)   # best[i] = (score of the best cover of units 0..i-1, its last step)
+    total = [-math.inf] * (n + 1)          # the log of the sum of exp(score / GROUPING_T) over every cover
+    best[0], total[0] = (0.0, None), 0.0
+    steps = [[] for _ in range(n)]         # steps[i]: (end, candidate index or None, score), from unit i
     for i in range(n):
-        for last, (score, _) in best[i].items():
-            steps = [(i + 1, last, -MARK_COST)] if marks[i] or i not in alone else []
-            for k, ((c, _), s) in enumerate(zip(scored, scores)):
-                if c.start == i and s is not None:
-                    joined = last is not None and inside(scored[last][0].box, c.box)
-                    steps.append((c.end, k, s - INSIDE_COST * joined))
-            for end, group, step in steps:
-                if score + step > best[end].get(group, (-math.inf,))[0]:
-                    best[end][group] = (score + step, (i, last))
-                total[end][group] = np.logaddexp(total[end].get(group, -math.inf), total[i][last] + step)
-    last = max(best[n], key=lambda g: best[n][g][0])
-    posterior = math.exp(best[n][last][0] - np.logaddexp.reduce(list(total[n].values())))
+        if marks[i] or i not in alone:
+            steps[i].append((i + 1, None, -MARK_COST))
+    for k, ((c, _), s) in enumerate(zip(scored, scores)):
+        if s is not None:
+            steps[c.start].append((c.end, k, s))
+    for i in range(n):
+        for end, k, step in steps[i]:
+            if best[i][0] + step > best[end][0]:
+                best[end] = (best[i][0] + step, (i, k))
+            total[end] = np.logaddexp(total[end], total[i] + step / GROUPING_T)
     chosen, i = [], n
-    while i > 0:   # back from the end: a step that changed the last group added that group
-        i, before = best[i][last][1]
-        if before != last:
-            chosen.append(scored[last])
-        last = before
-    return chosen[::-1], posterior
+    while i > 0:   # back from the end
+        i, k = best[i][1]
+        if k is not None:
+            chosen.append(scored[k])
+    return chosen[::-1], math.exp(best[n][0] / GROUPING_T - total[n])
 
 
 def number_verdict(digits, confidence):

@@ -4,8 +4,8 @@ picks the grouping the model reads best.
 
 People write a number digit by digit, so in a drawing a digit is a run of consecutive strokes (a 4, a 5 or a
 crossed 7 takes two). In a picture there is no order: the units are the connected pieces of ink, left to
-right, and a digit is a run of neighbouring pieces (a 5 whose bar does not touch its body is two), or a
-piece cut in two where touching digits joined. A unit much lower than the writing is high (a decimal point,
+right, and a digit is a run of neighbouring pieces (a 5 whose bar does not touch its body is two); a wide
+piece is cut where digits that touch may join. A unit much lower than the writing is high (a decimal point,
 a minus sign, the bar of a 7) is a mark: it may join a digit, never be one alone.
 """
 from dataclasses import dataclass
@@ -17,11 +17,12 @@ from preprocess import MIN_DRAWING, TooSmallError, grayscale, strokes_to_mnist, 
 
 MAX_UNITS = 3        # a digit is at most 3 strokes (the drawn digits: 463 in one, 136 in two, 1 in three)
 MAX_WIDTH = 1.5      # a candidate wider than this times the writing's height holds more than one digit
-APART = 0.25        # a unit this far (of the writing's height) right or left of a run's ink starts another digit
-                    # (within a drawn digit the strokes are at most 0.15 of its height apart: a 4's bar)
+APART = 0.25         # a unit this far (of the writing's height) right or left of a run's ink starts another digit
+                     # (within a drawn digit the strokes are at most 0.15 of its height apart: a 4's bar)
 MARK_HEIGHT = 0.35   # a unit lower than this part of the writing's height is a mark, not a digit alone
 CUT_WIDTH = 0.7      # a piece of ink wider than this times the writing's height may be digits that touch,
-SLICE = 0.25         # and is cut at its thinnest columns, this much of the height apart
+SLICE = 0.25         # and is cut at its thinnest columns, this much of the height apart,
+DIGIT_WIDTH = 0.5    # once for each digit's width (of the height) it may hold past the first
 INK_LEVEL = 0.35     # of the brightest ink: what counts as ink when pieces are found in a picture
 
 
@@ -119,61 +120,61 @@ def ink(image):
 
 
 def pieces(mask):
-    """The connected pieces of ink in a boolean mask, left to right: each a (slices, label, columns) triple,
-    a wide piece sliced where digits that touch may meet (`cuts`)."""
+    """The pieces of ink in a boolean mask, left to right: (box, the mask within the box). A wide piece is
+    cut at its thinnest columns (`cuts`): the ink of that column is removed and what falls apart are pieces
+    of their own (digits that touch at a point part there cleanly)."""
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
     rows = np.flatnonzero(mask.any(1))
     height = rows[-1] - rows[0] + 1
     units = []
-    for label, slices in enumerate(ndimage.find_objects(labels), 1):
-        edges = [0, *cuts(labels[slices] == label, height), slices[1].stop - slices[1].start]
-        units += [(slices, label, slice(a, b)) for a, b in zip(edges, edges[1:])]
-    units.sort(key=lambda u: u[0][1].start + (u[2].start + u[2].stop) / 2)
-    return labels, units
+    for label, (top, left) in enumerate(ndimage.find_objects(labels), 1):
+        part = labels[top, left] == label
+        for x in cuts(part, height):
+            part[:, x] = False
+        parts, _ = ndimage.label(part, structure=np.ones((3, 3)))
+        for k, (r, c) in enumerate(ndimage.find_objects(parts), 1):
+            box = (left.start + c.start, top.start + r.start, left.start + c.stop, top.start + r.stop)
+            units.append((box, parts[r, c] == k))
+    return sorted(units, key=lambda unit: unit[0][0] + unit[0][2])
 
 
 def cuts(part, height):
     """Where a piece of ink wider than CUT_WIDTH times the writing's height may be cut into digits that
-    touch: the columns with the least ink within SLICE times the height either side (digits meet where
-    the ink is thin), no nearer than that to the piece's ends. The reading decides which cuts to keep."""
+    touch: at most one column per DIGIT_WIDTH of its width past the first, each the one with the least ink
+    within SLICE times the height either side (digits meet where the ink is thin), thinnest first."""
     width = part.shape[1]
     reach = max(1, int(SLICE * height))
     if width <= CUT_WIDTH * height:
         return []
-    counts = ndimage.uniform_filter1d(part.sum(0).astype(np.float64), max(1, reach // 4))
-    thinnest = ndimage.minimum_filter1d(counts, 2 * reach + 1, mode='nearest') == counts
-    columns = [x for x in np.flatnonzero(thinnest) if reach <= x <= width - reach]
-    return [x for i, x in enumerate(columns) if i == 0 or x - columns[i - 1] > reach]
+    counts = ndimage.uniform_filter1d(part.sum(0).astype(np.float64), max(1, reach // 4))[reach:width - reach]
+    thinnest = np.flatnonzero(ndimage.minimum_filter1d(counts, 2 * reach + 1, mode='nearest') == counts)
+    chosen = []
+    for x in sorted(thinnest, key=lambda x: counts[x]):
+        if all(abs(x - c) > reach for c in chosen) and len(chosen) < round(width / (DIGIT_WIDTH * height)) - 1:
+            chosen.append(x)
+    return sorted(int(x) + reach for x in chosen)
 
 
 def image_units(image):
     """The candidate digits of a picture (a PIL image, already opened by preprocess.open_image): runs of
-    neighbouring pieces of ink, each prepared by preprocess.to_mnist on that ink alone. Raises
-    preprocess.BlankImageError (via to_mnist) when there is no ink."""
+    neighbouring pieces of ink, each prepared by preprocess.to_mnist on that ink alone (all of them: the
+    whole picture, exactly as predict reads it). Raises preprocess.BlankImageError when there is no ink."""
     light = ink(image)
     if light.max(initial=0) == 0:
         to_mnist(image)  # raises its BlankImageError
-    mask = light > INK_LEVEL * light.max()
-    labels, units = pieces(mask)
-    boxes = []
-    for (rows, cols), label, columns in units:
-        part = labels[rows, cols][:, columns] == label
-        ys, xs = np.nonzero(part)
-        boxes.append((cols.start + columns.start + xs.min(), rows.start + ys.min(),
-                      cols.start + columns.start + xs.max() + 1, rows.start + ys.max() + 1))
-    marks = mark_flags(boxes)
+    units = pieces(light > INK_LEVEL * light.max())
+    boxes = [box for box, _ in units]
 
     def render(start, end):
-        if end - start == len(units):   # all the ink: exactly as predict reads a picture of one digit
+        if end - start == len(units):
             return to_mnist(image)
-        spans = [(cols.start + columns.start, rows.start, cols.start + columns.stop, rows.stop)
-                 for (rows, cols), _, columns in units[start:end]]
-        x0, y0, x1, y1 = (int(v) for v in union(spans))
+        x0, y0, x1, y1 = (int(v) for v in union(boxes[start:end]))
         keep = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-        for (c0, r0, c1, r1), (_, label, _) in zip(spans, units[start:end]):
-            keep[r0 - y0:r1 - y0, c0 - x0:c1 - x0] |= labels[r0:r1, c0:c1] == label
+        for (left, top, right, bottom), part in units[start:end]:
+            keep[top - y0:bottom - y0, left - x0:right - x0] |= part
         crop = np.where(keep, light[y0:y1, x0:x1], 0)
         margin = 3 + (crop.shape == (22, 22))   # never 28x28: to_mnist would take it as an MNIST image
         return to_mnist(np.pad(crop, margin).clip(0, 255).astype(np.uint8))
 
+    marks = mark_flags(boxes)
     return Units(boxes, marks, runs(boxes, marks, render), [[i] for i in range(len(units))])

@@ -294,7 +294,7 @@ class DigitApp:
     def clear(self):
         self.canvas.delete('all')
         self.strokes, self.undo_marks, self.shown_file, self.shown_image = [], [], None, None
-        self.reading, self.boxed = None, False
+        self.reading, self.boxed, self.saved = None, False, None
         self.update_prediction()
 
     # ------------------------------------------------------------ teaching: "Wrong? It was..."

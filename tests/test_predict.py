@@ -328,7 +328,7 @@ def test_cli_prints_one_line_per_file_and_names_each_problem(tmp_path):
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert len(lines) == 2
-    assert re.fullmatch(rf'{re.escape(str(tmp_path / "seven.png"))}: 7 \([<>]?\d+\.\d%\), \d \([<>]?\d+\.\d%\), \d \([<>]?\d+\.\d%\)', lines[0])
+    assert re.fullmatch(rf'{re.escape(str(tmp_path / "seven.png"))}: 7 \([<>]?\d+\.\d%, sure\), \d \([<>]?\d+\.\d%\), \d \([<>]?\d+\.\d%\)', lines[0])
     assert lines[1].startswith('docs/sample_digit.png: 3 (')
     errors = result.stderr.splitlines()
     assert errors == [f'error: {tmp_path / "missing.png"}: no such file',
@@ -339,7 +339,17 @@ def test_cli_prints_one_line_per_file_and_names_each_problem(tmp_path):
 
 def test_cli_success_exit_code():
     result = run_cli('docs/sample_digit.png')
-    assert result.returncode == 0 and re.fullmatch(r'docs/sample_digit.png: 3 \([<>]?\d+\.\d%\)\n', result.stdout)
+    assert result.returncode == 0 and re.fullmatch(r'docs/sample_digit.png: 3 \([<>]?\d+\.\d%, sure\)\n', result.stdout)
+
+
+def test_cli_reads_a_picture_of_a_number(tmp_path):
+    """A number written in dark ink on light paper, as a scan or a photo of a note would be."""
+    from test_app import DIGITS, resized
+    strokes = [stroke for i, d in enumerate([2, 0, 2, 6]) for stroke in resized(DIGITS[d], 110, (80 + 120 * i, 140))]
+    draw(strokes, size=(560, 280), width=14).save(tmp_path / 'note.png')
+    result = run_cli(tmp_path / 'note.png')
+    assert result.returncode == 0
+    assert re.fullmatch(rf'{re.escape(str(tmp_path / "note.png"))}: 2026 \([<>]?\d+\.\d%, sure\)\n', result.stdout)
 
 
 def test_cli_checkpoint_errors(tmp_path, model, capsys):
