@@ -309,10 +309,12 @@ def numbers_lines(pipeline, rows):
 
 
 def reading_time(model, digits, repeats=15, seed=1):
-    """The median time (ms) to read a 6-digit number through its strokes and through its picture, one at a time."""
+    """The median time (ms) to read a 6-digit number through its strokes and through its picture, one at a
+    time on one thread, as the app reads (test_mnist_tkinter sets torch to one thread)."""
     import time
     numbers = compose_numbers(digits, repeats, seed)[-repeats:]
-    times = {}
+    threads, times = torch.get_num_threads(), {}
+    torch.set_num_threads(1)
     for pipeline in ('strokes', 'image'):
         spent = []
         for _, digit_strokes in numbers:
@@ -320,6 +322,7 @@ def reading_time(model, digits, repeats=15, seed=1):
             read_number(model, digit_strokes, pipeline)
             spent.append(time.perf_counter() - start)
         times[pipeline] = 1000 * np.median(spent)
+    torch.set_num_threads(threads)
     return times
 
 
@@ -335,7 +338,7 @@ def numbers_report(model, halves, count=200, seed=0):
         for pipeline in ('strokes', 'image'):
             print('\n'.join(numbers_lines(pipeline, numbers_rows(model, numbers, pipeline))))
     times = reading_time(model, halves['dev'])
-    print(f'reading a 6-digit number (median of 15, {torch.get_num_threads()} threads): '
+    print(f'reading a 6-digit number (median of 15, one thread): '
           + ', '.join(f'{pipeline} {ms:.0f} ms' for pipeline, ms in times.items()))
 
 

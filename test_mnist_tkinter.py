@@ -36,7 +36,7 @@ from predict import NOT_A_DIGIT, NOT_A_NUMBER, SURE, UNSURE, load_model, percent
 from preprocess import BRUSH, CANVAS, TooSmallError, open_image, strokes_to_mnist
 
 WRITING = (3 * CANVAS, CANVAS)  # the writing area in logical pixels: room for about six digits
-PREVIEW_SCALE = 4      # one digit's 28x28 model input is shown 4x enlarged; a number's digits 3x
+PREVIEW_SCALE = 3      # each digit's 28x28 model input is shown 3x enlarged
 MAX_PREVIEWS = 8       # model inputs shown for a long number
 SETTLE_MS = 400        # the verdict waits this long after the pen lifts: the next stroke of a 4, a 5 or a
                        # crossed 7 starts sooner, and the first strokes alone often read as a sure wrong digit
@@ -498,7 +498,9 @@ class DigitApp:
                      f'unsure {shown}', style='Digit.TLabel', colour=MUTED)
         position = reading.digits.index(weakest) + 1
         self.chart_heading.configure(text=f'PROBABILITIES, DIGIT {position} (THE LEAST SURE)')
-        self.show_chart(weakest, {weakest.digit: ACCENT if weakest.verdict == SURE else PALE_ACCENT})
+        sure = weakest.verdict == SURE
+        self.show_chart(weakest, {weakest.digit: ACCENT} if sure else {weakest.digit: PALE_ACCENT,
+                                                                      weakest.runner_up: PALE_ACCENT})
 
     def put(self, text, note, echo, style='Doubt.TLabel', colour=MUTED):
         """The reading's big text, the note under it; `echo` is what --echo prints for it."""
@@ -523,11 +525,10 @@ class DigitApp:
         (an empty one when there is nothing to read)."""
         for child in self.previews.winfo_children():
             child.destroy()
-        scale = PREVIEW_SCALE if len(digits) <= 1 else PREVIEW_SCALE - 1
         self.preview_photos = []
         for i, prediction in enumerate(digits[:MAX_PREVIEWS] or [None]):
             image = Image.fromarray(prediction.model_input) if prediction else Image.new('L', (28, 28), 0)
-            self.preview_photos.append(ImageTk.PhotoImage(image.resize((28 * scale, 28 * scale), Image.NEAREST)))
+            self.preview_photos.append(ImageTk.PhotoImage(image.resize((28 * PREVIEW_SCALE, 28 * PREVIEW_SCALE), Image.NEAREST)))
             tk.Label(self.previews, image=self.preview_photos[-1], bg=INK_BG, bd=0).grid(row=0, column=i, padx=(0, 6))
             ttk.Label(self.previews, text=digit_text(prediction) if prediction else '', style='Hint.TLabel').grid(
                 row=1, column=i)

@@ -501,12 +501,12 @@ def test_no_display_is_a_clear_error():
 
 
 def screenshot(path):
-    """Draw a digit in the app under Xvfb and save the window as it looks."""
+    """Write a number in the app under Xvfb and save the window as it looks."""
     from PIL import ImageGrab
     server, display = start_xvfb()
     try:
         app = App(display)
-        print(app.draw(DIGITS[4]))
+        print(app.draw(written('2026')))
         geometry = subprocess.run(['xdotool', 'search', '--name', TITLE, 'getwindowgeometry', '--shell'],
                                   env=app.env, capture_output=True, text=True, check=True).stdout
         g = dict(line.split('=') for line in geometry.split())
