@@ -114,7 +114,7 @@ class DigitClassifier:
         chosen, posterior = best_grouping(scored, units.marks)
         digits = [prediction for _, prediction in chosen]
         whole = len(chosen) == 1 and chosen[0][0].end - chosen[0][0].start == len(units.boxes)
-        confidence = math.prod(p.confidence for p in digits) * (1 if whole else posterior)
+        confidence = math.prod(p.confidence for p in digits) * (1 if whole else posterior) if digits else 0.0
         return Reading(''.join('?' if p.verdict == NOT_A_DIGIT else str(p.digit) for p in digits), digits,
                        [[m for i in range(c.start, c.end) for m in units.members[i]] for c, _ in chosen],
                        [tuple(float(v) for v in c.box) for c, _ in chosen], confidence,

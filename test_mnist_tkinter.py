@@ -484,6 +484,9 @@ class DigitApp:
         no group reads as a digit. The chart shows the least sure digit."""
         if live:
             return self.show_waiting()
+        if not reading.digits:   # only marks: dots, dashes
+            self.put('Not a number?', 'this does not look like\ndigits', 'not a number')
+            return self.show_chart(None, {})
         weakest = min(reading.digits, key=lambda p: p.confidence)
         if reading.verdict == SURE:
             self.put(reading.number, f'{percent(reading.confidence)} confident\n{self.source()}',

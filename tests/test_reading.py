@@ -126,3 +126,22 @@ def test_confidence_is_the_product_of_the_digits_and_the_grouping(model):
     reading = model.read(written([3, 8, 2], step=75))
     product = math.prod(p.confidence for p in reading.digits)
     assert 0 < reading.confidence <= product + 1e-12
+
+
+def test_only_dots_are_not_a_number(model):
+    reading = model.read([[(10, 10), (12, 12)], [(60, 10), (62, 11)]])
+    assert reading.number == '' and reading.verdict == predict.NOT_A_NUMBER and reading.confidence == 0
+
+
+def test_the_numbers_benchmark_composes_one_writers_digits_the_same_every_time():
+    import evaluate
+    digits = evaluate.load_drawn()['dev']
+    numbers = evaluate.compose_numbers(digits, 4, seed=3)
+    assert numbers == evaluate.compose_numbers(digits, 4, seed=3)
+    assert [len(label) for label, _ in numbers] == [n for n in range(2, 7) for _ in range(4)]
+    for label, digit_strokes in numbers:
+        assert len(digit_strokes) == len(label)
+        boxes = [segment.union([segment.stroke_box(s) for s in strokes]) for strokes in digit_strokes]
+        assert all(a[0] < b[0] for a, b in zip(boxes, boxes[1:]))               # in writing order, left to right
+        height = max(b[3] for b in boxes) - min(b[1] for b in boxes)
+        assert max(b[3] for b in boxes) - min(b[3] for b in boxes) < 0.3 * height  # on a common baseline
