@@ -326,7 +326,7 @@ def reading_time(model, digits, repeats=15, seed=1):
     return times
 
 
-def numbers_report(model, halves, count=200, seed=0):
+def numbers_report(model, halves, count=100, seed=0):
     """What --numbers prints: for each half, numbers of 2-6 digits composed from one writer's own digits
     (`compose_numbers`), read through the strokes and through the brushed picture."""
     print(f'numbers: {count} of each length {NUMBER_LENGTHS.start}-{NUMBER_LENGTHS.stop - 1} per half, '
@@ -347,8 +347,8 @@ def parse_args(argv=None):
                                                  'and its calibration.')
     parser.add_argument('--drawn', nargs='?', const=DRAWN_FILE, metavar='FILE',
                         help='the drawn-digits benchmark (FILE: data/drawn_digits/uji_digits.json.gz)')
-    parser.add_argument('--numbers', nargs='?', type=int, const=200, metavar='COUNT',
-                        help='the numbers benchmark: COUNT (default 200) numbers of each length 2-6 per half, '
+    parser.add_argument('--numbers', nargs='?', type=int, const=100, metavar='COUNT',
+                        help='the numbers benchmark: COUNT (default 100) numbers of each length 2-6 per half, '
                              'composed from one writer\'s drawn digits, read through strokes and pictures')
     parser.add_argument('--calibration', action='store_true',
                         help='expected calibration error and NLL on MNIST test before and after temperature scaling')

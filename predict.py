@@ -38,9 +38,11 @@ MAX_ASPECT = 1.6         # by side; wider than MAX_ASPECT, even joined up. Toget
 # per digit, or per cut in a picture's ink, did best at 0 and is left out):
 NOT_A_DIGIT_COST = 4.0   # per group the model judges not a digit (its energy, `side_by_side`)
 WIDE_COST = 4.0          # per unit of a group's width over its height above 1: two digits side by side are wide
-GROUPING_T = 0.01        # a grouping's posterior is softmax(score / GROUPING_T) over all groupings: the lowest
-                         # negative log-likelihood of "the number is right" (T from 1 down to 0.001): the digits'
-                         # calibrated probabilities already carry nearly all the doubt
+WITHIN_COST = 2.0        # per group lying within the columns of the group before it (dev: the same from 1 to 8)
+GROUPING_T = {'strokes': 0.003, 'picture': 0.3}  # a grouping's posterior is softmax(score / T) over all
+                         # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
+                         # 1 to 0.0003). Strokes: the digits' calibrated probabilities carry nearly all the doubt;
+                         # a picture's cuts add their own
 MARK_COST = 2.0          # per mark (a decimal point, a minus sign: see segment.py) left out of every digit; the
                          # drawn digits hold no marks to choose it on: it makes a mark join a digit's group when
                          # that reads as well as the digit alone
@@ -104,14 +106,12 @@ class DigitClassifier:
         the product of the digits' calibrated probabilities and the grouping's posterior among all
         groupings; a drawing read as one digit keeps exactly that digit's confidence, as predict_strokes
         gives it. Raises TooSmallError (a drawing) or BlankImageError (a picture) when there is nothing to read."""
-        if isinstance(drawing, (list, tuple)):
-            units = segment.stroke_units(drawing)
-        else:
-            units = segment.image_units(open_image(drawing))
+        kind = 'strokes' if isinstance(drawing, (list, tuple)) else 'picture'
+        units = segment.stroke_units(drawing) if kind == 'strokes' else segment.image_units(open_image(drawing))
         readable = [c for c in units.candidates if c.model_input is not None]
         predictions = dict(zip(map(id, readable), self.classify([c.model_input for c in readable]) if readable else []))
         scored = [(c, predictions.get(id(c))) for c in units.candidates]
-        chosen, posterior = best_grouping(scored, units.marks)
+        chosen, posterior = best_grouping(scored, units.marks, GROUPING_T[kind])
         digits = [prediction for _, prediction in chosen]
         whole = len(chosen) == 1 and chosen[0][0].end - chosen[0][0].start == len(units.boxes)
         confidence = math.prod(p.confidence for p in digits) * (1 if whole else posterior) if digits else 0.0
@@ -197,35 +197,45 @@ def group_score(box, prediction):
             - NOT_A_DIGIT_COST * (prediction.verdict == NOT_A_DIGIT))
 
 
-def best_grouping(scored, marks):
+def within(before, box):
+    """Whether a box lies within the columns of the box before it: the later strokes of one digit (a 4's
+    bar, the closing stroke of a 0) do; the next digit, written to the right, does not."""
+    return before[0] <= box[0] and box[2] <= before[2]
+
+
+def best_grouping(scored, marks, temperature):
     """The best way to cover units 0..n-1 by candidates (segment.Candidate, Prediction or None) in order,
-    each scored by `group_score`; unit i may be left out at MARK_COST if `marks[i]` (or if no candidate can
-    read it alone): dynamic programming over the units covered. Returns the chosen [(candidate,
-    prediction)] and its posterior, exp(score / GROUPING_T) over the sum of that over every grouping."""
+    each scored by `group_score`, less WITHIN_COST when it lies `within` the group before it; unit i may be
+    left out at MARK_COST if `marks[i]` (or if no candidate can read it alone): dynamic programming over
+    (units covered, last group). Returns the chosen [(candidate, prediction)] and its posterior,
+    exp(score / temperature) over the sum of that over every grouping."""
     n = len(marks)
     scores = [group_score(c.box, p) for c, p in scored]
     alone = {c.start for (c, _), s in zip(scored, scores) if s is not None and c.end == c.start + 1}
-    best = [(-math.inf, None)] * (n + 1)   # best[i] = (score of the best cover of units 0..i-1, its last step)
-    total = [-math.inf] * (n + 1)          # the log of the sum of exp(score / GROUPING_T) over every cover
-    best[0], total[0] = (0.0, None), 0.0
-    steps = [[] for _ in range(n)]         # steps[i]: (end, candidate index or None, score), from unit i
+    starting = [[k for k, ((c, _), s) in enumerate(zip(scored, scores)) if c.start == i and s is not None]
+                for i in range(n)]
+    best = [dict() for _ in range(n + 1)]    # best[i][last group] = (score, (i before, last group before))
+    total = [dict() for _ in range(n + 1)]   # the log of the sum of exp(score / temperature) over all of them
+    best[0][None], total[0][None] = (0.0, None), 0.0
     for i in range(n):
-        if marks[i] or i not in alone:
-            steps[i].append((i + 1, None, -MARK_COST))
-    for k, ((c, _), s) in enumerate(zip(scored, scores)):
-        if s is not None:
-            steps[c.start].append((c.end, k, s))
-    for i in range(n):
-        for end, k, step in steps[i]:
-            if best[i][0] + step > best[end][0]:
-                best[end] = (best[i][0] + step, (i, k))
-            total[end] = np.logaddexp(total[end], total[i] + step / GROUPING_T)
+        for last, (score, _) in best[i].items():
+            steps = [(i + 1, last, -MARK_COST)] if marks[i] or i not in alone else []
+            for k in starting[i]:
+                inside = last is not None and within(scored[last][0].box, scored[k][0].box)
+                steps.append((scored[k][0].end, k, scores[k] - WITHIN_COST * inside))
+            for end, group, step in steps:
+                if score + step > best[end].get(group, (-math.inf,))[0]:
+                    best[end][group] = (score + step, (i, last))
+                total[end][group] = np.logaddexp(total[end].get(group, -math.inf), total[i][last] + step / temperature)
+    last = max(best[n], key=lambda group: best[n][group][0])
+    posterior = math.exp(best[n][last][0] / temperature - np.logaddexp.reduce(list(total[n].values())))
     chosen, i = [], n
-    while i > 0:   # back from the end
-        i, k = best[i][1]
-        if k is not None:
-            chosen.append(scored[k])
-    return chosen[::-1], math.exp(best[n][0] / GROUPING_T - total[n])
+    while i > 0:   # back from the end: a step that changed the last group added that group
+        i, before = best[i][last][1]
+        if before != last:
+            chosen.append(scored[last])
+        last = before
+    return chosen[::-1], posterior
 
 
 def number_verdict(digits, confidence):
