@@ -6,6 +6,7 @@ is (calibration on MNIST test, verdicts on drawings that are not one digit).
     python evaluate.py --drawn --checkpoint model_checkpoints/shipped/mlp.pth
     python evaluate.py --drawn --pipeline image --brush 40 --size 60 --sheet /tmp/mistakes.png
     python evaluate.py --calibration --figure training_plots/reliability.png   # ECE before and after T
+    python evaluate.py --numbers                                # numbers of 2-6 drawn digits, read whole
 """
 import argparse
 import gzip
@@ -264,11 +265,140 @@ def calibration_report(model, data_dir=DATA_DIR, figure=None):
     return '\n'.join(lines)
 
 
+# ---------------------------------------------------------------- numbers
+
+NUMBER_HEIGHT = 120      # px: a digit's height in a number written on the app's writing area
+NUMBER_LENGTHS = range(2, 7)
+GAP = (0.2, 0.15, -0.3)  # the gap after a digit, of the height: mean, spread and least; about one in ten < 0
+JITTER = 0.03            # of the height: how far a digit's bottom strays from the common baseline
+MARGIN = 30              # px around a number on its canvas
+
+
+def compose(digits, rng, height=NUMBER_HEIGHT):
+    """A number written with `digits` (drawn digits of one writer, in writing order), as strokes in whole
+    pixels: one scale for all, so that their median height is `height`; bottoms on a common baseline,
+    each off it by JITTER; each digit GAP right of the one before (negative: touching or overlapping).
+    Returns each digit's strokes (a list per digit, in writing order)."""
+    arrays = [[np.asarray(stroke, dtype=np.float64) for stroke in d['strokes']] for d in digits]
+    scale = height / max(np.median([np.ptp(np.concatenate(a)[:, 1]) for a in arrays]), 1)
+    placed, right = [], 0.0
+    for strokes in arrays:
+        low, high = np.concatenate(strokes).min(0), np.concatenate(strokes).max(0)
+        left = right + max(rng.normal(*GAP[:2]), GAP[2]) * height if placed else 0.0
+        corner = np.array([left, rng.normal(0, JITTER) * height]) - np.array([low[0], high[1]]) * scale
+        placed.append([stroke * scale + corner for stroke in strokes])
+        right = left + (high[0] - low[0]) * scale
+    origin = np.concatenate([p for strokes in placed for p in strokes]).min(0) - MARGIN
+    return [[[tuple(int(v) for v in np.rint(p - origin)) for p in stroke] for stroke in strokes]
+            for strokes in placed]
+
+
+def compose_numbers(digits, count, seed=0):
+    """`count` numbers of each length in NUMBER_LENGTHS, each of one writer's own drawn digits (a writer
+    and then their drawings chosen at random, none twice in a number): [(label str, digit strokes)]."""
+    rng = np.random.default_rng(seed)
+    writers = {}
+    for digit in digits:
+        writers.setdefault(digit['writer'], []).append(digit)
+    names = sorted(writers)
+    numbers = []
+    for length in NUMBER_LENGTHS:
+        for _ in range(count):
+            own = writers[names[rng.integers(len(names))]]
+            chosen = [own[i] for i in rng.choice(len(own), length, replace=False)]
+            numbers.append((''.join(str(d['label']) for d in chosen), compose(chosen, rng)))
+    return numbers
+
+
+def number_canvas(strokes, brush=None):
+    """A drawing on a canvas just large enough for it (MARGIN around), drawn with the app's brush."""
+    points = np.concatenate([np.asarray(stroke) for stroke in strokes])
+    return preprocess.draw_strokes(strokes, brush or preprocess.BRUSH[2], tuple(int(v) for v in points.max(0) + MARGIN))
+
+
+def read_number(model, digit_strokes, pipeline):
+    """The Reading of a composed number through its strokes or, drawn with the app's brush, its picture."""
+    strokes = [stroke for strokes in digit_strokes for stroke in strokes]
+    return model.read(strokes if pipeline == 'strokes' else number_canvas(strokes))
+
+
+def one_by_one(model, digit_strokes, pipeline):
+    """The digits of a composed number each read alone, as --drawn reads a digit: their predicted digits."""
+    if pipeline == 'strokes':
+        predictions = model.classify([preprocess.strokes_to_mnist(strokes) for strokes in digit_strokes])
+    else:
+        predictions = model.predict_batch([number_canvas(strokes) for strokes in digit_strokes])
+    return ''.join(str(p.digit) for p in predictions)
+
+
+def numbers_rows(model, numbers, pipeline):
+    """For each composed number: its length, whether the digit count and the whole number were read
+    right, whether each digit alone was, the reading's verdict and confidence."""
+    rows = []
+    for label, digit_strokes in numbers:
+        reading = read_number(model, digit_strokes, pipeline)
+        rows.append((len(label), len(reading.number) == len(label), reading.number == label,
+                     one_by_one(model, digit_strokes, pipeline) == label, reading.verdict, reading.confidence))
+    return rows
+
+
+def numbers_lines(pipeline, rows):
+    """The lines --numbers prints for one pipeline of one half."""
+    def shares(subset):
+        n = max(1, len(subset))
+        return (f'digit count {sum(r[1] for r in subset) / n:.1%}, exact {sum(r[2] for r in subset) / n:.1%} '
+                f'(the digits one by one: {sum(r[3] for r in subset) / n:.1%})')
+    sure = [r for r in rows if r[4] == predict.SURE]
+    lines = [f'  {pipeline}: {shares(rows)}; shown sure {len(sure) / max(1, len(rows)):.1%}, '
+             f'of which {sum(r[2] for r in sure) / max(1, len(sure)):.1%} right; '
+             f'mean confidence {np.mean([r[5] for r in rows]):.1%}']
+    for length in NUMBER_LENGTHS:
+        lines.append(f'    {length} digits: {shares([r for r in rows if r[0] == length])}')
+    return lines
+
+
+def reading_time(model, digits, repeats=15, seed=1):
+    """The median time (ms) to read a 6-digit number through its strokes and through its picture, one at a
+    time on one thread, as the app reads (test_mnist_tkinter sets torch to one thread)."""
+    import time
+    numbers = compose_numbers(digits, repeats, seed)[-repeats:]
+    threads, times = torch.get_num_threads(), {}
+    torch.set_num_threads(1)
+    for pipeline in ('strokes', 'image'):
+        spent = []
+        for _, digit_strokes in numbers:
+            start = time.perf_counter()
+            read_number(model, digit_strokes, pipeline)
+            spent.append(time.perf_counter() - start)
+        times[pipeline] = 1000 * np.median(spent)
+    torch.set_num_threads(threads)
+    return times
+
+
+def numbers_report(model, halves, count=100, seed=0):
+    """What --numbers prints: for each half, numbers of 2-6 digits composed from one writer's own digits
+    (`compose_numbers`), read through the strokes and through the brushed picture."""
+    print(f'numbers: {count} of each length {NUMBER_LENGTHS.start}-{NUMBER_LENGTHS.stop - 1} per half, '
+          f'seed {seed}, digits {NUMBER_HEIGHT} px high, gaps {GAP[0]:g} +- {GAP[1]:g} of the height '
+          f'(at least {GAP[2]:g})')
+    for name, digits in halves.items():
+        numbers = compose_numbers(digits, count, seed)
+        print(f'{name} (writers {"-".join(HALVES[name])}):')
+        for pipeline in ('strokes', 'image'):
+            print('\n'.join(numbers_lines(pipeline, numbers_rows(model, numbers, pipeline))))
+    times = reading_time(model, halves['dev'])
+    print(f'reading a 6-digit number (median of 15, one thread): '
+          + ', '.join(f'{pipeline} {ms:.0f} ms' for pipeline, ms in times.items()))
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a checkpoint on the drawn digits (dev and test half) '
                                                  'and its calibration.')
     parser.add_argument('--drawn', nargs='?', const=DRAWN_FILE, metavar='FILE',
                         help='the drawn-digits benchmark (FILE: data/drawn_digits/uji_digits.json.gz)')
+    parser.add_argument('--numbers', nargs='?', type=int, const=100, metavar='COUNT',
+                        help='the numbers benchmark: COUNT (default 100) numbers of each length 2-6 per half, '
+                             'composed from one writer\'s drawn digits, read through strokes and pictures')
     parser.add_argument('--calibration', action='store_true',
                         help='expected calibration error and NLL on MNIST test before and after temperature scaling')
     parser.add_argument('--figure', metavar='FILE.png', help='with --calibration: save the reliability diagram')
@@ -285,8 +415,9 @@ def parse_args(argv=None):
     parser.add_argument('--limit', type=int, help='only N digits of each half, spread over it (a quick look)')
     parser.add_argument('--sheet', metavar='FILE.png', help="save the mistakes of both halves as a contact sheet")
     args = parser.parse_args(argv)
-    problems = [(args.drawn is None and not args.calibration,
-                 'say what to evaluate: --drawn (the drawn-digits benchmark), --calibration, or both'),
+    problems = [(args.drawn is None and not args.calibration and args.numbers is None,
+                 'say what to evaluate: --drawn (the drawn-digits benchmark), --numbers, --calibration, or more'),
+                (args.numbers is not None and args.numbers < 1, '--numbers COUNT must be at least 1'),
                 (args.figure and not args.calibration,
                  '--figure saves the reliability diagram of --calibration: add --calibration'),
                 (not preprocess.MIN_DRAWING <= args.size <= preprocess.CANVAS,
@@ -330,9 +461,9 @@ def main(argv=None):
         print(f'model: {model.describe()}')
         if args.calibration:
             print(calibration_report(model, figure=args.figure))
-        if args.drawn is None:
+        if args.drawn is None and args.numbers is None:
             return 0
-        halves = load_drawn(args.drawn)
+        halves = load_drawn(args.drawn or DRAWN_FILE)
     except (FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
@@ -340,6 +471,10 @@ def main(argv=None):
         where = f'--figure {args.figure}: cannot save the reliability diagram' if args.figure else 'cannot read a file'
         print(f'error: {where} ({e})', file=sys.stderr)
         return 1
+    if args.numbers:
+        numbers_report(model, halves, args.numbers)
+    if args.drawn is None:
+        return 0
     readings = drawn_report(model, halves, args)
     if args.sheet:
         try:

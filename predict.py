@@ -1,7 +1,8 @@
-"""Classify handwritten digits with a trained checkpoint: importable (the app, the benchmark and scripts use
-it) and a CLI.
+"""Read handwritten digits and numbers with a trained checkpoint: importable (the app, the benchmark and scripts
+use it) and a CLI.
 
-    python predict.py my_digit.png another.jpg --top 3
+    python predict.py my_digit.png another.jpg --top 3      # my_digit.png: 7 (99.1%, sure), 1 (0.5%), 2 (0.1%)
+    python predict.py note.png                              # note.png: 2026 (97.1%, sure)
     python predict.py scan.png --checkpoint model_checkpoints/shipped/mlp.pth
 
 The image or drawing is first made into MNIST's 28x28 format (preprocess.py); the model's calibrated
@@ -22,10 +23,12 @@ import torch
 
 import checkpoint as checkpoints
 from files import RUNS_DIR, SHIPPED_DIR
-from preprocess import BlankImageError, normalize, strokes_to_mnist, to_mnist
+import segment
+from preprocess import BlankImageError, normalize, open_image, strokes_to_mnist, to_mnist
 
 CHECKPOINT_DIRS = (SHIPPED_DIR, RUNS_DIR)  # where load_model looks, shipped models first
 SURE, UNSURE, NOT_A_DIGIT = 'sure', 'unsure', 'not a digit'  # a Prediction's verdicts
+NOT_A_NUMBER = 'not a number'  # a Reading's verdicts: SURE, UNSURE or this
 # Thresholds, measured with `python evaluate.py --drawn` on the shipped models (drawn dev half, and 200 seeded
 # drawings of each kind of evaluate.negatives):
 SURE_PROBABILITY = 0.8   # calibrated top probability (the issue: 80% reads as confident); the runner-up then has
@@ -34,6 +37,19 @@ SURE_PROBABILITY = 0.8   # calibrated top probability (the issue: 80% reads as c
 SPLIT_ASPECT = 1.2       # ink wider than this times its height with an empty column across it is two things side
 MAX_ASPECT = 1.6         # by side; wider than MAX_ASPECT, even joined up. Together: none of the 1,200 drawn digits,
                          # 0.35% of MNIST's test digits (5s and 2s written flat), all 200 "12"-style pairs
+# How `read` scores a grouping of a drawing into digits: the sum of each digit's log-probability, less these
+# (natural-log units). Chosen on writers W01-W30 with `python evaluate.py --numbers` (a grid over 0-8; a cost
+# per digit, or per cut in a picture's ink, did best at 0 and is left out):
+NOT_A_DIGIT_COST = 4.0   # per group the model judges not a digit (its energy, `side_by_side`)
+WIDE_COST = 4.0          # per unit of a group's width over its height above 1: two digits side by side are wide
+WITHIN_COST = 2.0        # per group lying within the columns of the group before it (dev: the same from 1 to 8)
+GROUPING_T = {'strokes': 0.003, 'picture': 0.3}  # a grouping's posterior is softmax(score / T) over all
+                         # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
+                         # 1 to 0.0003). Strokes: the digits' calibrated probabilities carry nearly all the doubt;
+                         # a picture's cuts add their own
+MARK_COST = 2.0          # per mark (a decimal point, a minus sign: see segment.py) left out of every digit; the
+                         # drawn digits hold no marks to choose it on: it makes a mark join a digit's group when
+                         # that reads as well as the digit alone
 
 
 @dataclass
@@ -49,6 +65,17 @@ class Prediction:
     def top(self, k=3):
         """The k most probable (digit, probability) pairs, most probable first."""
         return sorted(enumerate(self.probabilities), key=lambda p: -p[1])[:k]
+
+
+@dataclass
+class Reading:
+    """A written number as `DigitClassifier.read` reads it."""
+    number: str          # the digits left to right, '?' for a group that is not a digit: '2026', '20?6'
+    digits: list         # one Prediction per group, left to right
+    groups: list         # the stroke indices of each group (for a picture: its pieces of ink, left to right)
+    boxes: list          # each group's (x0, y0, x1, y1) in the drawing's coordinates
+    confidence: float    # the probability that the whole number is right: see `read`
+    verdict: str         # SURE, UNSURE or NOT_A_NUMBER: see `number_verdict`
 
 
 @dataclass
@@ -74,6 +101,28 @@ class DigitClassifier:
     def predict_strokes(self, strokes):
         """The digit in a drawing (a list of strokes, each a list of (x, y) canvas pixels), as the app reads it."""
         return self.classify([strokes_to_mnist(strokes)])[0]
+
+    def read(self, drawing):
+        """The number written in a drawing (a list of strokes, each a list of (x, y) points, y down, written
+        digit by digit) or a picture (a path, PIL image or array): a Reading. Every candidate digit
+        (segment.py: runs of consecutive strokes, or of neighbouring pieces of ink) is classified in one
+        forward pass and the grouping with the highest score (`best_grouping`) is read. Its confidence is
+        the product of the digits' calibrated probabilities and the grouping's posterior among all
+        groupings; a drawing read as one digit keeps exactly that digit's confidence, as predict_strokes
+        gives it. Raises TooSmallError (a drawing) or BlankImageError (a picture) when there is nothing to read."""
+        kind = 'strokes' if isinstance(drawing, (list, tuple)) else 'picture'
+        units = segment.stroke_units(drawing) if kind == 'strokes' else segment.image_units(open_image(drawing))
+        readable = [c for c in units.candidates if c.model_input is not None]
+        predictions = dict(zip(map(id, readable), self.classify([c.model_input for c in readable]) if readable else []))
+        scored = [(c, predictions.get(id(c))) for c in units.candidates]
+        chosen, posterior = best_grouping(scored, units.marks, GROUPING_T[kind])
+        digits = [prediction for _, prediction in chosen]
+        whole = len(chosen) == 1 and chosen[0][0].end - chosen[0][0].start == len(units.boxes)
+        confidence = math.prod(p.confidence for p in digits) * (1 if whole else posterior) if digits else 0.0
+        return Reading(''.join('?' if p.verdict == NOT_A_DIGIT else str(p.digit) for p in digits), digits,
+                       [[m for i in range(c.start, c.end) for m in units.members[i]] for c, _ in chosen],
+                       [tuple(float(v) for v in c.box) for c, _ in chosen], confidence,
+                       number_verdict(digits, confidence))
 
     def classify(self, model_inputs):
         """Predictions for model inputs already made (28x28 uint8 arrays, light ink on dark), in one forward pass."""
@@ -144,6 +193,68 @@ def side_by_side(model_input):
     return aspect > MAX_ASPECT or aspect > SPLIT_ASPECT and len(cols) < cols[-1] - cols[0] + 1
 
 
+def group_score(box, prediction):
+    """How well a candidate reads as one digit: its log-probability, less NOT_A_DIGIT_COST if the model
+    judges it not a digit, and WIDE_COST per unit of width over height above 1, up to 2 (few digits are
+    wider than high: two side by side are); None for what cannot be a digit alone (a mark)."""
+    if prediction is None:
+        return None
+    aspect = (box[2] - box[0]) / max(box[3] - box[1], 1e-9)
+    return (math.log(max(prediction.confidence, 1e-12)) - WIDE_COST * min(max(0.0, aspect - 1), 1)
+            - NOT_A_DIGIT_COST * (prediction.verdict == NOT_A_DIGIT))
+
+
+def within(before, box):
+    """Whether a box lies within the columns of the box before it: the later strokes of one digit (a 4's
+    bar, the closing stroke of a 0) do; the next digit, written to the right, does not."""
+    return before[0] <= box[0] and box[2] <= before[2]
+
+
+def best_grouping(scored, marks, temperature):
+    """The best way to cover units 0..n-1 by candidates (segment.Candidate, Prediction or None) in order,
+    each scored by `group_score`, less WITHIN_COST when it lies `within` the group before it; unit i may be
+    left out at MARK_COST if `marks[i]` (or if no candidate can read it alone): dynamic programming over
+    (units covered, last group). Returns the chosen [(candidate, prediction)] and its posterior,
+    exp(score / temperature) over the sum of that over every grouping."""
+    n = len(marks)
+    scores = [group_score(c.box, p) for c, p in scored]
+    alone = {c.start for (c, _), s in zip(scored, scores) if s is not None and c.end == c.start + 1}
+    starting = [[k for k, ((c, _), s) in enumerate(zip(scored, scores)) if c.start == i and s is not None]
+                for i in range(n)]
+    best = [dict() for _ in range(n + 1)]    # best[i][last group] = (score, (i before, last group before))
+    total = [dict() for _ in range(n + 1)]   # the log of the sum of exp(score / temperature) over all of them
+    best[0][None], total[0][None] = (0.0, None), 0.0
+    for i in range(n):
+        for last, (score, _) in best[i].items():
+            steps = [(i + 1, last, -MARK_COST)] if marks[i] or i not in alone else []
+            for k in starting[i]:
+                inside = last is not None and within(scored[last][0].box, scored[k][0].box)
+                steps.append((scored[k][0].end, k, scores[k] - WITHIN_COST * inside))
+            for end, group, step in steps:
+                if score + step > best[end].get(group, (-math.inf,))[0]:
+                    best[end][group] = (score + step, (i, last))
+                total[end][group] = np.logaddexp(total[end].get(group, -math.inf), total[i][last] + step / temperature)
+    last = max(best[n], key=lambda group: best[n][group][0])
+    posterior = math.exp(best[n][last][0] / temperature - np.logaddexp.reduce(list(total[n].values())))
+    chosen, i = [], n
+    while i > 0:   # back from the end: a step that changed the last group added that group
+        i, before = best[i][last][1]
+        if before != last:
+            chosen.append(scored[last])
+        last = before
+    return chosen[::-1], posterior
+
+
+def number_verdict(digits, confidence):
+    """NOT_A_NUMBER when no group reads as a digit; UNSURE when one does not, or when the whole number is
+    less than SURE_PROBABILITY likely; else SURE. One digit alone gets the verdict `verdict` gives it."""
+    if all(p.verdict == NOT_A_DIGIT for p in digits):
+        return NOT_A_NUMBER
+    if any(p.verdict == NOT_A_DIGIT for p in digits) or confidence < SURE_PROBABILITY:
+        return UNSURE
+    return SURE
+
+
 def verdict(top, not_a_digit=False):
     """How sure to say a prediction is, from its calibrated top probability: NOT_A_DIGIT when
     the input was judged unlike a digit (an energy above the checkpoint's limit, `side_by_side`),
@@ -168,11 +279,20 @@ def shown(prediction, top=1):
     return ', '.join([f'{digit} ({percent(p)}, {prediction.verdict})'] + [f'{d} ({percent(q)})' for d, q in others])
 
 
+def reading_line(reading, top=1):
+    """What the CLI prints for a Reading: "2026 (97.1%, sure)"; one digit as `shown` prints it."""
+    if len(reading.digits) == 1:
+        return shown(reading.digits[0], top)
+    return f'{reading.number or "?"} ({percent(reading.confidence)}, {reading.verdict})'
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...) of one digit each')
+    parser.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...), each of a digit '
+                                                                   'or a number')
     parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/ and model_checkpoints/shipped/)')
-    parser.add_argument('--top', type=int, default=1, help='how many of the most probable digits to print')
+    parser.add_argument('--top', type=int, default=1, help='for a picture of one digit: how many of the most '
+                                                           'probable digits to print')
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error('--top must be at least 1')
@@ -184,7 +304,7 @@ def main(argv=None):
     failed = 0
     for path in args.images:
         try:
-            prediction = model.predict(path)
+            reading = model.read(path)
         except BlankImageError as e:
             print(f'error: {path}: {e}', file=sys.stderr)
             failed += 1
@@ -193,7 +313,7 @@ def main(argv=None):
             print(f'error: {e}', file=sys.stderr)
             failed += 1
             continue
-        print(f'{path}: {shown(prediction, args.top)}')
+        print(f'{path}: {reading_line(reading, args.top)}')
     return 1 if failed else 0
 
 

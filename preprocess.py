@@ -226,8 +226,9 @@ def draw_pieces(pen, strokes, width, transform=lambda point: point):
 
 
 def draw_strokes(strokes, brush=BRUSH[2], size=CANVAS):
-    """The drawing as the app's canvas shows it: white ink on black, size x size, `brush` pixels wide."""
-    image = Image.new('L', (size, size), 0)
+    """The drawing as the app's canvas shows it: white ink on black, size x size (or a (width, height)
+    pair: the app's writing area for numbers), `brush` pixels wide."""
+    image = Image.new('L', size if isinstance(size, tuple) else (size, size), 0)
     draw_pieces(ImageDraw.Draw(image), strokes, brush)
     return image
 

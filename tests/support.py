@@ -23,6 +23,18 @@ DIGITS = {
     9: [[(190, 80), (160, 55), (115, 62), (100, 100), (125, 125), (170, 118), (192, 80), (185, 160), (170, 235)]],
 }
 
+# not one digit: a tangled zigzag
+SCRIBBLE = [[(90, 120), (190, 100), (100, 150), (200, 140), (95, 190), (185, 170), (120, 90), (160, 210), (110, 110),
+             (200, 200)]]
+
+
+def resized(strokes, height, centre=(140, 140)):
+    """A drawing scaled to `height` pixels tall around `centre`, in whole pixels."""
+    ys = [y for stroke in strokes for _, y in stroke]
+    scale, middle = height / (max(ys) - min(ys)), (max(ys) + min(ys)) / 2
+    return [[(round(centre[0] + (x - 140) * scale), round(centre[1] + (y - middle) * scale)) for x, y in stroke]
+            for stroke in strokes]
+
 
 def rel_err(a, b):
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()

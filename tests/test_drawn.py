@@ -11,21 +11,13 @@ import evaluate
 import metrics
 import predict
 import preprocess
+from support import resized
 from preprocess import TooSmallError, draw_strokes, strokes_to_mnist, to_mnist
 
 # an 8 and a 0 as a mouse draws them, in canvas pixels (two loops; one loop)
 EIGHT = [[(180, 70), (140, 50), (100, 75), (120, 120), (175, 160), (170, 215), (120, 225), (95, 190), (130, 140),
           (175, 95), (180, 70)]]
 ZERO = [[(140, 50), (100, 70), (85, 140), (100, 210), (140, 232), (180, 210), (195, 140), (180, 70), (140, 50)]]
-
-
-def resized(strokes, height, centre=(140, 140)):
-    """The drawing scaled to `height` pixels tall around `centre`, in whole pixels like mouse events."""
-    points = np.concatenate([np.asarray(s, dtype=float) for s in strokes])
-    low, high = points.min(0), points.max(0)
-    scale = height / (high - low)[1]
-    mid = (low + high) / 2
-    return [[tuple(int(v) for v in np.rint((np.asarray(p) - mid) * scale + centre)) for p in s] for s in strokes]
 
 
 @pytest.fixture(scope='module')

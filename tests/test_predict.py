@@ -303,6 +303,16 @@ def test_cli_success_exit_code():
     assert result.returncode == 0 and re.fullmatch(r'docs/sample_digit.png: 3 \([<>]?\d+\.\d%, sure\)\n', result.stdout)
 
 
+def test_cli_reads_a_picture_of_a_number(tmp_path):
+    """A number written in dark ink on light paper, as a scan or a photo of a note would be."""
+    from support import DIGITS, resized
+    strokes = [stroke for i, d in enumerate([2, 0, 2, 6]) for stroke in resized(DIGITS[d], 110, (80 + 120 * i, 140))]
+    draw(strokes, size=(560, 280), width=14).save(tmp_path / 'note.png')
+    result = run_cli(tmp_path / 'note.png')
+    assert result.returncode == 0
+    assert re.fullmatch(rf'{re.escape(str(tmp_path / "note.png"))}: 2026 \([<>]?\d+\.\d%, sure\)\n', result.stdout)
+
+
 def test_cli_checkpoint_errors(tmp_path, model, capsys):
     corrupt = tmp_path / 'corrupt.pth'
     corrupt.write_bytes(b'\x00' * 100)

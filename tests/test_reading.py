@@ -1,0 +1,147 @@
+"""predict.DigitClassifier.read: numbers written stroke by stroke (or pictured) are grouped into digits by
+how well the model reads each group (segment.py finds the candidates)."""
+import math
+
+import numpy as np
+import pytest
+
+import predict
+import preprocess
+import segment
+from support import DIGITS, SCRIBBLE, resized
+
+CROSSED_SEVEN = DIGITS[7] + [[(125, 150), (185, 150)]]   # the bar across a 7, a second stroke
+
+
+@pytest.fixture(scope='module')
+def model():
+    return predict.load_model()
+
+
+def written(digits, height=110, step=110, drop=0):
+    """Digits (a digit, or a list of strokes) written left to right `step` pixels apart, each `height` tall,
+    every other one `drop` pixels lower (a wobbly baseline)."""
+    strokes = []
+    for i, digit in enumerate(digits):
+        drawing = DIGITS[digit] if isinstance(digit, int) else digit
+        strokes += resized(drawing, height, centre=(80 + step * i, 140 + drop * (i % 2)))
+    return strokes
+
+
+def test_one_digit_reads_exactly_as_predict_strokes(model):
+    for digit, strokes in DIGITS.items():
+        reading, prediction = model.read(strokes), model.predict_strokes(strokes)
+        assert reading.number == str(digit) == str(prediction.digit)
+        assert reading.groups == [list(range(len(strokes)))] and len(reading.digits) == 1
+        assert np.array_equal(reading.digits[0].model_input, prediction.model_input)
+        assert reading.confidence == pytest.approx(prediction.confidence, abs=1e-6)
+        assert reading.verdict == predict.SURE == prediction.verdict
+
+
+@pytest.mark.parametrize('number', ['2026', '12', '47', '35', '23', '1111', '907', '4545'])
+def test_numbers_with_gaps(model, number):
+    reading = model.read(written([int(d) for d in number]))
+    assert reading.number == number and reading.verdict == predict.SURE, reading
+    assert 0.8 <= reading.confidence <= min(p.confidence for p in reading.digits)
+
+
+@pytest.mark.parametrize('step', [80, 70])  # digits 110 px tall and about 80 wide: touching, then overlapping
+@pytest.mark.parametrize('number', ['2026', '35', '12', '47'])
+def test_touching_and_overlapping_digits(model, number, step):
+    assert model.read(written([int(d) for d in number], step=step, drop=6)).number == number
+
+
+def test_multi_stroke_digits_are_grouped(model):
+    """A 4 in two strokes, a crossed 7, a 1 written close before another digit."""
+    reading = model.read(written([4, 7, CROSSED_SEVEN, 1, 5], step=95))
+    assert reading.number == '47715'
+    assert reading.groups == [[0, 1], [2], [3, 4], [5], [6]]
+    assert model.read(CROSSED_SEVEN).number == '7'
+
+
+def test_boxes_are_the_groups_ink(model):
+    strokes = written([1, 2])
+    reading = model.read(strokes)
+    for group, box in zip(reading.groups, reading.boxes):
+        points = np.array([p for i in group for p in strokes[i]])
+        assert box == (*points.min(0), *points.max(0))
+
+
+@pytest.mark.parametrize('mark', ['point', 'minus'])
+def test_decimal_points_and_minus_signs_never_become_digits(model, mark):
+    three, five = resized(DIGITS[3], 110, centre=(80, 140)), resized(DIGITS[5], 110, centre=(220, 140))
+    if mark == 'point':
+        strokes = three + [[(148, 190), (151, 193), (149, 195)]] + five
+    else:
+        strokes = [[(10, 140), (45, 140)]] + three + five
+    reading = model.read(strokes)
+    assert reading.number == '35'
+    assert all(set(group) != {1 if mark == 'point' else 0} for group in reading.groups)
+
+
+def test_what_is_not_a_number(model):
+    assert model.read([[(40, 140), (240, 140)]]).verdict == predict.NOT_A_NUMBER   # a lone horizontal line
+    assert model.read(SCRIBBLE).verdict == predict.NOT_A_NUMBER
+    assert model.read([[(140, 40), (140, 240)]]).number == '1'                    # a lone vertical line is a 1
+
+
+def test_nothing_or_a_dot_is_too_small(model):
+    for strokes in ([], [[]], [[(140, 140)]], [[(140, 140), (146, 150)]]):
+        with pytest.raises(preprocess.TooSmallError):
+            model.read(strokes)
+
+
+def test_empty_strokes_keep_the_indices_of_the_others(model):
+    strokes = written([1, 2])
+    assert model.read([[]] + strokes).groups == [[1], [2]]
+
+
+def test_candidates_are_runs_of_consecutive_strokes():
+    units = segment.stroke_units(written([4, 1], step=150))
+    runs = {(c.start, c.end) for c in units.candidates}
+    assert {(0, 1), (1, 2), (2, 3), (0, 2)} <= runs and (0, 3) not in runs   # the 1 stands apart from the 4
+    assert units.marks == [False, False, False]
+
+
+def test_a_picture_of_a_number(model):
+    strokes = written([2, 0, 2, 6], step=120)
+    reading = model.read(preprocess.draw_strokes(strokes, 20, (620, 280)))
+    assert reading.number == '2026' and reading.verdict == predict.SURE
+    assert [round(box[0] / 120) for box in reading.boxes] == [0, 1, 2, 3]
+
+
+def test_a_picture_of_touching_digits_is_cut(model):
+    picture = preprocess.draw_strokes(written([1, 2], step=75), 20, (400, 280))
+    assert model.read(picture).number == '12'
+
+
+def test_a_picture_of_one_digit_reads_as_predict(model):
+    picture = preprocess.draw_strokes(DIGITS[4], 20)
+    reading, prediction = model.read(picture), model.predict(picture)
+    assert reading.number == '4' and reading.confidence == pytest.approx(prediction.confidence, abs=1e-6)
+    assert np.array_equal(reading.digits[0].model_input, prediction.model_input)
+
+
+def test_confidence_is_the_product_of_the_digits_and_the_grouping(model):
+    reading = model.read(written([3, 8, 2], step=75))
+    product = math.prod(p.confidence for p in reading.digits)
+    assert 0 < reading.confidence <= product + 1e-12
+
+
+def test_only_dots_are_not_a_number(model):
+    reading = model.read([[(10, 10), (12, 12)], [(60, 10), (62, 11)]])
+    assert reading.number == '' and reading.verdict == predict.NOT_A_NUMBER and reading.confidence == 0
+
+
+def test_the_numbers_benchmark_composes_one_writers_digits_the_same_every_time():
+    import evaluate
+    digits = evaluate.load_drawn()['dev']
+    numbers = evaluate.compose_numbers(digits, 4, seed=3)
+    assert numbers == evaluate.compose_numbers(digits, 4, seed=3)
+    assert [len(label) for label, _ in numbers] == [n for n in range(2, 7) for _ in range(4)]
+    for label, digit_strokes in numbers:
+        assert len(digit_strokes) == len(label)
+        boxes = [segment.union([segment.stroke_box(s) for s in strokes]) for strokes in digit_strokes]
+        assert all(a[0] < b[0] for a, b in zip(boxes, boxes[1:]))               # in writing order, left to right
+        height = max(b[3] for b in boxes) - min(b[1] for b in boxes)
+        assert max(b[3] for b in boxes) - min(b[3] for b in boxes) < 0.3 * height  # on a common baseline
