@@ -23,6 +23,7 @@ MARK_HEIGHT = 0.35   # a unit lower than this part of the writing's height is a 
 CUT_WIDTH = 0.7      # a piece of ink wider than this times the writing's height may be digits that touch,
 SLICE = 0.25         # and is cut at its thinnest columns, this much of the height apart,
 DIGIT_WIDTH = 0.5    # once for each digit's width (of the height) it may hold past the first
+THIN = 0.9           # and only where its ink is thinner than this part of its median column: a bar is no digits
 INK_LEVEL = 0.35     # of the brightest ink: what counts as ink when pieces are found in a picture
 
 
@@ -141,13 +142,16 @@ def pieces(mask):
 def cuts(part, height):
     """Where a piece of ink wider than CUT_WIDTH times the writing's height may be cut into digits that
     touch: at most one column per DIGIT_WIDTH of its width past the first, each the one with the least ink
-    within SLICE times the height either side (digits meet where the ink is thin), thinnest first."""
+    within SLICE times the height either side and thinner than THIN times the piece's median column (digits meet
+    where the ink is thin; a bar of even thickness is not cut), thinnest first."""
     width = part.shape[1]
     reach = max(1, int(SLICE * height))
     if width <= CUT_WIDTH * height:
         return []
-    counts = ndimage.uniform_filter1d(part.sum(0).astype(np.float64), max(1, reach // 4))[reach:width - reach]
-    thinnest = np.flatnonzero(ndimage.minimum_filter1d(counts, 2 * reach + 1, mode='nearest') == counts)
+    column_ink = part.sum(0).astype(np.float64)
+    counts = ndimage.uniform_filter1d(column_ink, max(1, reach // 4))[reach:width - reach]
+    thinnest = np.flatnonzero((ndimage.minimum_filter1d(counts, 2 * reach + 1, mode='nearest') == counts)
+                              & (counts < THIN * np.median(column_ink[column_ink > 0])))
     chosen = []
     for x in sorted(thinnest, key=lambda x: counts[x]):
         if all(abs(x - c) > reach for c in chosen) and len(chosen) < round(width / (DIGIT_WIDTH * height)) - 1:
