@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
+import files
 from metrics import DIGITS, Evaluation, calibration_bins, confusion, equal_count_bins, expected_calibration_error
 from predict import percent
 from preprocess import CANVAS
@@ -49,7 +50,7 @@ def figure(draw):
                 fig.suptitle(f'{title}\n{subject}' if title else subject)
             if path is not None:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-                fig.savefig(path)
+                files.atomic_write(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:] or 'png'))
         return fig
     return wrapper
 
@@ -545,4 +546,35 @@ def class_balance(splits):
     ax.set(xlabel='digit', ylabel='share of the split (%)', xticks=DIGITS, ylim=(0, 15))
     fig.suptitle('Class balance')
     ax.legend(loc='upper center', ncols=len(splits))
+    return fig
+
+
+# ---------------------------------------------------------------- numbers
+
+@figure
+def number_readings(numbers, readings, columns=2):
+    """Written numbers as `predict.DigitClassifier.read` read them: each drawing's strokes as ink on paper, a
+    thin box around each group of strokes read as one digit with that digit under it, and the reading with
+    its confidence above; a number read wrong is titled in red. `numbers`: [(label, strokes)]."""
+    rows = max(1, -(-len(readings) // columns))
+    fig = Figure(figsize=(6 * columns, 2.3 * rows), layout='constrained')
+    for ax, (label, strokes), reading in zip(fig.subplots(rows, columns, squeeze=False).flat, numbers, readings):
+        for stroke in strokes:
+            xs, ys = zip(*stroke)
+            ax.plot(xs, ys, color='black', linewidth=2.5, solid_capstyle='round', solid_joinstyle='round')
+        for (x0, y0, x1, y1), prediction in zip(reading.boxes, reading.digits):
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor='#2f6fed', linewidth=1))
+            shown = '?' if prediction.verdict == 'not a digit' else str(prediction.digit)
+            ax.annotate(shown, ((x0 + x1) / 2, y1), xytext=(0, -4), textcoords='offset points', ha='center',
+                        va='top', color='#2f6fed', fontsize=11, fontweight='bold')
+        right = reading.number == label
+        ax.set_title(f'written {label}, read {reading.number or "nothing"} ({percent(reading.confidence)}, '
+                     f'{reading.verdict})', fontsize=10, color='black' if right else WRONG)
+        ax.set_aspect('equal')
+        ax.invert_yaxis()
+        ax.margins(0.08, 0.25)
+        ax.set_axis_off()
+    for ax in fig.axes[len(readings):]:
+        ax.set_axis_off()
+    fig.suptitle('Written numbers, read whole: each box is a group of strokes read as one digit')
     return fig
