@@ -31,9 +31,9 @@ SURE, UNSURE, NOT_A_DIGIT = 'sure', 'unsure', 'not a digit'  # a Prediction's ve
 NOT_A_NUMBER = 'not a number'  # a Reading's verdicts: SURE, UNSURE or this
 # Thresholds, measured with `python evaluate.py --drawn` on the shipped models (drawn dev half, and 200 seeded
 # drawings of each kind of evaluate.negatives):
-SURE_PROBABILITY = 0.8   # calibrated top probability (the issue: 80% reads as confident); the runner-up then has
-                         # at most 0.2, so a close second is unsure too. Dev digits sure: CNN 98.5% (99.2% of them
-                         # right), MLP 92.2%. Scribbles shown sure: CNN 46.5%, MLP 49%: see evaluate.negatives_report
+SURE_PROBABILITY = 0.8   # calibrated top probability: 80% reads as confident; the runner-up then has
+                         # at most 0.2, so a close second is unsure too. Dev digits shown sure: CNN 98.3% (99.49% of
+                         # them right), MLP 96.3%. Scribbles shown sure: CNN 18.0%, MLP 32.0% (python evaluate.py --drawn)
 SPLIT_ASPECT = 1.2       # ink wider than this times its height with an empty column across it is two things side
 MAX_ASPECT = 1.6         # by side; wider than MAX_ASPECT, even joined up. Together: none of the 1,200 drawn digits,
                          # 0.35% of MNIST's test digits (5s and 2s written flat), all 200 "12"-style pairs

@@ -213,7 +213,7 @@ def test_a_written_number_is_read_whole(app, number):
 
 @pytest.mark.parametrize('what', ['click', 'scribble'])
 def test_what_is_not_one_digit_never_shows_a_confident_digit(app, what):
-    """The issue's target: a click and a scribble never end on a single digit shown 80% or more sure."""
+    """The target: a click and a scribble never end on a single digit shown 80% or more sure."""
     app.key('Escape')
     if what == 'click':
         app.xdotool('mousemove', app.origin[0] + 140, app.origin[1] + 140, 'click', 1)

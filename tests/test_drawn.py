@@ -116,7 +116,7 @@ def test_cli_prints_both_halves_and_saves_the_mistakes(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_calibration_cli_meets_the_ece_target_and_saves_the_diagram(tmp_path, capsys):
-    """The issue's target for the shipped models: ECE <= 1.5% on MNIST test once calibrated."""
+    """The target for the shipped models: ECE <= 1.5% on MNIST test once calibrated."""
     figure = tmp_path / 'plots' / 'reliability.png'
     assert evaluate.main(['--calibration', '--figure', str(figure)]) == 0
     out = capsys.readouterr().out
@@ -128,7 +128,7 @@ def test_calibration_cli_meets_the_ece_target_and_saves_the_diagram(tmp_path, ca
 
 @pytest.mark.slow
 def test_shipped_cnn_is_calibrated_and_honest_on_drawings(model, drawn):
-    """Measured on the dev half and on evaluate.negatives: ECE <= 4% (the issue's target; 0.9% measured),
+    """Measured on the dev half and on evaluate.negatives: ECE <= 4% (the target; 0.9% measured),
     >= 99% of the drawn digits shown as digits (99.8%), the sure ones right >= 98.5% (99.2%), "12"-style
     pairs shown as a confident digit < 5% (none). Scribbles: 46.5% are still shown as a confident digit; the
     issue wants far fewer, which the models' own scores cannot give (see the README): this only guards
@@ -203,7 +203,7 @@ def test_tiny_drawing_is_a_hint_not_a_guess(strokes):
 
 
 def test_small_digits_are_read(model):
-    """The issue's sizes: 60 px and 30 px tall (the brush does not matter to strokes_to_mnist)."""
+    """Small drawings: 60 px and 30 px tall (the brush does not matter to strokes_to_mnist)."""
     from support import DIGITS
     for height in (60, 30):
         inputs = [strokes_to_mnist(resized(DIGITS[d], height)) for d in range(10)]
