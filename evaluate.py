@@ -174,6 +174,14 @@ def contact_sheet(digits, predictions, brush=None, size=DRAWN_SIZE, columns=8):
     return sheet
 
 
+def save_image(image, path):
+    """Save a PIL image whole or not at all (files.atomic_write), in the format its extension names."""
+    kind = Image.registered_extensions().get(Path(path).suffix.lower())
+    if kind is None:
+        raise ValueError(f'unknown image file extension {Path(path).suffix!r}; use .png')
+    files.atomic_write(path, lambda f: image.save(f, kind))
+
+
 def report(name, evaluation, top=5):
     """The lines `--drawn` prints for one half: accuracy, accuracy per digit, the most confused pairs."""
     wrong = int((evaluation.predictions != evaluation.labels).sum())
@@ -478,7 +486,7 @@ def main(argv=None):
     readings = drawn_report(model, halves, args)
     if args.sheet:
         try:
-            contact_sheet(*zip(*readings), brush=args.brush, size=args.size).save(args.sheet)
+            save_image(contact_sheet(*zip(*readings), brush=args.brush, size=args.size), args.sheet)
         except (OSError, ValueError) as e:  # a folder that is not there, an unknown extension
             print(f'error: --sheet {args.sheet}: cannot save the contact sheet ({e})', file=sys.stderr)
             return 1
