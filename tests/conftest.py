@@ -4,7 +4,7 @@ it): when the four files are missing they skip, with the reason, on a developer'
 
 `python -m pytest` runs everything (CI does); `python -m pytest -m "not slow"` leaves out the slow tier: every
 test that trains on MNIST splits or drives the app's window (it asks for one of SLOW_FIXTURES) and those
-marked @pytest.mark.slow (whole CLI runs, the notebook)."""
+marked @pytest.mark.slow (a CLI run in a process of its own, the notebook)."""
 import functools
 import os
 

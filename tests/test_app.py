@@ -466,6 +466,7 @@ def test_strokes_are_recorded_in_canvas_pixels_whatever_the_window_size(window):
     assert len(window.strokes) == 1 and first[1] >= 0 and abs(first[0] - 200 / scale) < 1e-9
 
 
+@pytest.mark.slow
 def test_no_display_is_a_clear_error():
     require()
     env = {k: v for k, v in os.environ.items() if k != 'DISPLAY'}

@@ -225,6 +225,7 @@ def test_unreadable_image_file_is_reported(tmp_path, monkeypatch):
         to_mnist(path)
 
 
+@pytest.mark.slow
 def test_cli_goes_on_after_an_image_it_cannot_read(tmp_path):
     """A huge image (Pillow's DecompressionBombError) or a folder among the files: the images
     before and after are still classified, and the exit status says something failed."""
@@ -280,6 +281,7 @@ def run_cli(*args):
     return result
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_per_file_and_names_each_problem(tmp_path):
     draw([SEVEN]).save(tmp_path / 'seven.png')
     (tmp_path / 'notes.png').write_text('not an image')
@@ -298,11 +300,13 @@ def test_cli_prints_one_line_per_file_and_names_each_problem(tmp_path):
     assert 'no ink' in errors[2]
 
 
+@pytest.mark.slow
 def test_cli_success_exit_code():
     result = run_cli('docs/sample_digit.png')
     assert result.returncode == 0 and re.fullmatch(r'docs/sample_digit.png: 3 \([<>]?\d+\.\d%, sure\)\n', result.stdout)
 
 
+@pytest.mark.slow
 def test_cli_reads_a_picture_of_a_number(tmp_path):
     """A number written in dark ink on light paper, as a scan or a photo of a note would be."""
     from support import DIGITS, resized

@@ -90,6 +90,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, 'train.py', *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_help_states_every_default():
     out = ' '.join(run_cli('--help').stdout.split('options:')[1].split())  # unwrapped
     for flag, default in [('--epochs EPOCHS', '30'), ('--batch-size BATCH_SIZE', '64'), ('--lr LR', '0.001'),
@@ -100,6 +101,7 @@ def test_cli_help_states_every_default():
         assert f'(default: {default})' in out.split(flag, 1)[1].split(' --', 1)[0], flag
 
 
+@pytest.mark.slow
 def test_cli_reports_missing_data_without_a_traceback(tmp_path):
     result = run_cli('--data-dir', str(tmp_path), '--dry-run')
     assert result.returncode == 1
