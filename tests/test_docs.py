@@ -268,7 +268,7 @@ def python_blocks(path):
     return re.findall(r'```python\n(.*?)```', path.read_text(), re.S)
 
 
-@pytest.mark.parametrize('path', [README, DOCS / 'app.md'], ids=lambda path: path.name)
+@pytest.mark.parametrize('path', [README, DOCS / 'app.md', DOCS / 'numbers.md'], ids=lambda path: path.name)
 def test_python_examples_run(path, monkeypatch):
     blocks = python_blocks(path)
     assert blocks, f'{path.name} has no python example'
@@ -280,6 +280,8 @@ def test_python_examples_run(path, monkeypatch):
     printed_ = out.getvalue()
     if path == README:  # the library in ten lines
         assert '(first_layer): Linear(in_features=784, out_features=256' in printed_, printed_
+    elif path.name == 'numbers.md':  # a 1 and a 2, as the comment beside the print says
+        assert printed_.startswith('12 >99.9% sure\n[[0], [1]] '), printed_
     else:  # docs/sample_digit.png is a 3
         assert re.search(r'^3 \([<>]?\d+\.\d%, sure\)$', printed_, re.M), printed_
 
