@@ -46,12 +46,12 @@ class DrawnDataError(FileNotFoundError):
 
 def load_drawn(path=DRAWN_FILE):
     """The drawn digits by half: {'dev': [...], 'test': [...]}, each digit a dict with label, writer,
-    repetition and strokes (pen-down point lists in tablet units, y down). See data/drawn_digits/README.md.
+    repetition and strokes (pen-down point lists in tablet units, y down). See drawn_digits/README.md.
     The shipped file is checked against its SHA-256 first; any other file named is checked as it is read.
     Raises DrawnDataError naming the file, what is wrong and what to do."""
     path = Path(path)
     shipped = path.resolve() == DRAWN_FILE
-    fix = f'restore it with `{RESTORE}`' if shipped else 'pass a file in the format of data/drawn_digits/README.md'
+    fix = f'restore it with `{RESTORE}`' if shipped else 'pass a file in the format of drawn_digits/README.md'
     if not path.is_file():
         raise DrawnDataError(f'{path}: no such file. The drawn digits ship with the repository in '
                              f'{RESTORE.split()[-1]}: restore it with `{RESTORE}`')
@@ -61,7 +61,7 @@ def load_drawn(path=DRAWN_FILE):
         raise DrawnDataError(f'{path}: cannot be read ({e.strerror or e}); make it readable') from None
     if shipped and hashlib.sha256(content).hexdigest() != DRAWN_SHA256:
         raise DrawnDataError(f'{path}: checksum mismatch (its SHA-256 is not the published one in '
-                             f'data/drawn_digits/README.md); it is damaged: restore it with '
+                             f'drawn_digits/README.md); it is damaged: restore it with '
                              f'`{RESTORE}`')
     try:
         digits = json.loads(gzip.decompress(content))
@@ -403,7 +403,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a checkpoint on the drawn digits (dev and test half) '
                                                  'and its calibration.')
     parser.add_argument('--drawn', nargs='?', const=DRAWN_FILE, metavar='FILE',
-                        help='the drawn-digits benchmark (FILE: data/drawn_digits/uji_digits.json.gz)')
+                        help='the drawn-digits benchmark (FILE: drawn_digits/uji_digits.json.gz)')
     parser.add_argument('--numbers', nargs='?', type=int, const=100, metavar='COUNT',
                         help='the numbers benchmark: COUNT (default 100) numbers of each length 2-6 per half, '
                              'composed from one writer\'s drawn digits, read through strokes and pictures')

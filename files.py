@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-DATA_DIR = ROOT / 'data'                      # MNIST downloads (git-ignored) and the drawn digits (tracked)
-DRAWN_FILE = DATA_DIR / 'drawn_digits' / 'uji_digits.json.gz'
+DATA_DIR = ROOT / 'data'                      # MNIST downloads and the app's saved drawings (git-ignored)
+DRAWN_FILE = ROOT / 'drawn_digits' / 'uji_digits.json.gz'  # the drawn-digits benchmark (tracked)
 MY_DIGITS_DIR = DATA_DIR / 'my_digits'        # the app's "Wrong? It was..." drawings (git-ignored)
 RUNS_DIR = ROOT / 'model_checkpoints'         # training runs (git-ignored)
 SHIPPED_DIR = RUNS_DIR / 'shipped'            # the shipped models (tracked)

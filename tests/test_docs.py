@@ -23,7 +23,7 @@ from files import ROOT, SHIPPED_DIR
 
 README = ROOT / 'README.md'
 DOCS = ROOT / 'docs'
-PAGES = [README, *sorted(DOCS.glob('*.md')), ROOT / 'data' / 'drawn_digits' / 'README.md']
+PAGES = [README, *sorted(DOCS.glob('*.md')), ROOT / 'drawn_digits' / 'README.md']
 # a run's own options: where it ran and saved, not its recipe
 NOT_RECIPE = {'data_dir', 'checkpoint_dir', 'device', 'progress', 'dry_run', 'resume'}
 

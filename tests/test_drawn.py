@@ -59,7 +59,7 @@ def test_loader_halves(drawn):
 
 
 def test_missing_file_says_how_to_restore_it(tmp_path):
-    with pytest.raises(evaluate.DrawnDataError, match=r'git checkout -- data/drawn_digits/uji_digits\.json\.gz'):
+    with pytest.raises(evaluate.DrawnDataError, match=r'git checkout -- drawn_digits/uji_digits\.json\.gz'):
         evaluate.load_drawn(tmp_path / 'none.json.gz')
     assert evaluate.main(['--drawn', str(tmp_path / 'none.json.gz')]) == 1
 
