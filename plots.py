@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 import files
 from metrics import DIGITS, Evaluation, calibration_bins, confusion, equal_count_bins, expected_calibration_error
-from predict import percent
+from predict import NOT_A_DIGIT, percent
 from preprocess import CANVAS
 
 # One look for every figure, readable when a README shows it about 800 pixels wide. Files are
@@ -564,7 +564,7 @@ def number_readings(numbers, readings, columns=2):
             ax.plot(xs, ys, color='black', linewidth=2.5, solid_capstyle='round', solid_joinstyle='round')
         for (x0, y0, x1, y1), prediction in zip(reading.boxes, reading.digits):
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor='#2f6fed', linewidth=1))
-            shown = '?' if prediction.verdict == 'not a digit' else str(prediction.digit)
+            shown = '?' if prediction.verdict == NOT_A_DIGIT else str(prediction.digit)
             ax.annotate(shown, ((x0 + x1) / 2, y1), xytext=(0, -4), textcoords='offset points', ha='center',
                         va='top', color='#2f6fed', fontsize=11, fontweight='bold')
         right = reading.number == label

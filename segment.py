@@ -62,7 +62,8 @@ def runs(boxes, marks, render):
     """Every run of at most MAX_UNITS consecutive units narrower than MAX_WIDTH times the writing's height,
     each unit at most APART from the ink before it (each single unit always), made into a model input by
     render(start, end) unless it is all marks."""
-    height = max(union(boxes)[3] - union(boxes)[1], 1)
+    whole = union(boxes)
+    height = max(whole[3] - whole[1], 1)
     candidates = []
     for start in range(len(boxes)):
         for end in range(start + 1, min(start + MAX_UNITS, len(boxes)) + 1):
