@@ -418,7 +418,7 @@ GOOD = '{"label": 1, "strokes": [[[140, 50], [140, 230]]]}'
      r'points/labels\.jsonl line 1: "strokes" must be a list of strokes'),
     (lambda p: write_lines(p / 'dot', '{"label": 1, "strokes": [[[140, 50]]]}'),
      r'dot/labels\.jsonl line 1: the drawing is 0 px across: too small'),
-    (lambda p: ROOT / 'data' / 'drawn_digits', r'the drawn-digits benchmark is for evaluation only'),
+    (lambda p: ROOT / 'drawn_digits', r'the drawn-digits benchmark is for evaluation only'),
 ], ids=['missing', 'no-labels', 'empty', 'bad-json', 'label-out-of-range', 'bad-points', 'a-dot', 'benchmark'])
 def test_extra_data_that_cannot_be_used_is_named(tmp_path, quick, make, message):
     with pytest.raises((ValueError, train.TrainingError), match=message):  # main prints: error: MESSAGE
