@@ -38,15 +38,18 @@ SPLIT_ASPECT = 1.2       # ink wider than this times its height with an empty co
 MAX_ASPECT = 1.6         # by side; wider than MAX_ASPECT, even joined up. Together: none of the 1,200 drawn digits,
                          # 0.35% of MNIST's test digits (5s and 2s written flat), all 200 "12"-style pairs
 # How `read` scores a grouping of a drawing into digits: the sum of each digit's log-probability, less these
-# (natural-log units). Chosen on writers W01-W30 with `python evaluate.py --numbers` (a grid over 0-8; a cost
-# per digit, or per cut in a picture's ink, did best at 0 and is left out):
+# (natural-log units). Chosen on writers W01-W30 with `python evaluate.py --numbers` (a grid over 0-8, or
+# 0-40 for SHORT_COST; a cost per digit, or per stroke's width of ink a picture's cut crosses, did best at 0):
 NOT_A_DIGIT_COST = 4.0   # per group the model judges not a digit (its energy, `side_by_side`)
 WIDE_COST = 4.0          # per unit of a group's width over its height above 1: two digits side by side are wide
+STROKE_COST = 4.0        # per stroke past two in a group: 1 of the 600 dev digits has three
+APART_COST = 4.0         # per group whose ink empty columns part (pictures): 2 of the 600 dev digits are
+SHORT = 0.6              # a digit is rarely lower than this part of the whole writing's height (dev: 1 in 100),
+SHORT_COST = 20.0        # so a group cut from a picture's ink costs this per unit of that height it falls short
 WITHIN_COST = 2.0        # per group lying within the columns of the group before it (dev: the same from 1 to 8)
-GROUPING_T = {'strokes': 0.003, 'picture': 0.3}  # a grouping's posterior is softmax(score / T) over all
+GROUPING_T = {'strokes': 0.003, 'picture': 0.03}  # a grouping's posterior is softmax(score / T) over all
                          # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
-                         # 1 to 0.0003). Strokes: the digits' calibrated probabilities carry nearly all the doubt;
-                         # a picture's cuts add their own
+                         # 3 to 0.0003). The digits' calibrated probabilities carry most of the doubt
 MARK_COST = 2.0          # per mark (a decimal point, a minus sign: see segment.py) left out of every digit; the
                          # drawn digits hold no marks to choose it on: it makes a mark join a digit's group when
                          # that reads as well as the digit alone
@@ -193,15 +196,20 @@ def side_by_side(model_input):
     return aspect > MAX_ASPECT or aspect > SPLIT_ASPECT and len(cols) < cols[-1] - cols[0] + 1
 
 
-def group_score(box, prediction):
-    """How well a candidate reads as one digit: its log-probability, less NOT_A_DIGIT_COST if the model
-    judges it not a digit, and WIDE_COST per unit of width over height above 1, up to 2 (few digits are
-    wider than high: two side by side are); None for what cannot be a digit alone (a mark)."""
+def group_score(candidate, prediction, height):
+    """How well a candidate reads as one digit of writing `height` high: its log-probability, less
+    NOT_A_DIGIT_COST if the model judges it not a digit, WIDE_COST per unit of width over height above 1, up
+    to 2 (few digits are wider than high: two side by side are), SHORT_COST per unit of `height` a piece cut
+    from a picture's ink falls short of SHORT (a piece of a digit), and STROKE_COST and APART_COST for what
+    segment.Candidate notes (a third stroke; ink side by side); None for what cannot be a digit alone (a mark)."""
     if prediction is None:
         return None
+    box = candidate.box
     aspect = (box[2] - box[0]) / max(box[3] - box[1], 1e-9)
+    short = max(0.0, SHORT - (box[3] - box[1]) / max(height, 1e-9)) if candidate.cut else 0.0
     return (math.log(max(prediction.confidence, 1e-12)) - WIDE_COST * min(max(0.0, aspect - 1), 1)
-            - NOT_A_DIGIT_COST * (prediction.verdict == NOT_A_DIGIT))
+            - SHORT_COST * short - APART_COST * candidate.apart
+            - STROKE_COST * candidate.extra_strokes - NOT_A_DIGIT_COST * (prediction.verdict == NOT_A_DIGIT))
 
 
 def within(before, box):
@@ -217,7 +225,8 @@ def best_grouping(scored, marks, temperature):
     (units covered, last group). Returns the chosen [(candidate, prediction)] and its posterior,
     exp(score / temperature) over the sum of that over every grouping."""
     n = len(marks)
-    scores = [group_score(c.box, p) for c, p in scored]
+    whole = segment.union([c.box for c, _ in scored])
+    scores = [group_score(c, p, whole[3] - whole[1]) for c, p in scored]
     alone = {c.start for (c, _), s in zip(scored, scores) if s is not None and c.end == c.start + 1}
     starting = [[k for k, ((c, _), s) in enumerate(zip(scored, scores)) if c.start == i and s is not None]
                 for i in range(n)]

@@ -5,8 +5,8 @@ picks the grouping the model reads best.
 People write a number digit by digit, so in a drawing a digit is a run of consecutive strokes (a 4, a 5 or a
 crossed 7 takes two). In a picture there is no order: the units are the connected pieces of ink, left to
 right, and a digit is a run of neighbouring pieces (a 5 whose bar does not touch its body is two); a wide
-piece is cut where digits that touch may join. A unit much lower than the writing is high (a decimal point,
-a minus sign, the bar of a 7) is a mark: it may join a digit, never be one alone.
+piece is cut along seams where digits that touch or overlap may join. A unit much lower than the writing
+is high (a decimal point, a minus sign, the bar of a 7) is a mark: it may join a digit, never be one alone.
 """
 from dataclasses import dataclass
 
@@ -21,9 +21,11 @@ APART = 0.25         # a unit this far (of the writing's height) right or left o
                      # (within a drawn digit the strokes are at most 0.15 of its height apart: a 4's bar)
 MARK_HEIGHT = 0.35   # a unit lower than this part of the writing's height is a mark, not a digit alone
 CUT_WIDTH = 0.7      # a piece of ink wider than this times the writing's height may be digits that touch,
-SLICE = 0.25         # and is cut at its thinnest columns, this much of the height apart,
-DIGIT_WIDTH = 0.5    # once for each digit's width (of the height) it may hold past the first
-THIN = 0.9           # and only where its ink is thinner than this part of its median column: a bar is no digits
+SLICE = 0.25         # and is cut along paths that stray at most this much of the height from where they start,
+DIGIT_WIDTH = 0.25   # at most one for each this much of the height its width holds,
+CUT_INK = 1.6        # each crossing at most this many strokes' thickness of ink, started where a column's ink
+THIN = 0.9           # is thinner than this part of the piece's median column: a bar of even thickness is no digits
+STEP_COST = 0.2      # a path's cost per pixel it moves sideways (its ink crossed costs 1 a pixel)
 INK_LEVEL = 0.35     # of the brightest ink: what counts as ink when pieces are found in a picture
 
 
@@ -35,6 +37,9 @@ class Candidate:
     end: int
     box: tuple
     model_input: np.ndarray = None
+    cut: bool = False        # whether a seam parts it from ink beside it (pictures): it may be a piece of a digit
+    apart: bool = False      # whether empty columns part its ink (pictures): two things side by side
+    extra_strokes: int = 0   # strokes past the two a digit takes at most but rarely (drawings)
 
 
 @dataclass
@@ -105,6 +110,8 @@ def stroke_units(strokes):
         strokes_to_mnist(strokes)  # raises its TooSmallError, with its message
     marks = mark_flags(boxes)
     candidates = runs(boxes, marks, lambda start, end: strokes_to_mnist(strokes[start:end]))
+    for c in candidates:
+        c.extra_strokes = max(0, c.end - c.start - 2)
     return Units(boxes, marks, candidates, [[i] for i in kept])
 
 
@@ -122,42 +129,103 @@ def ink(image):
 
 
 def pieces(mask):
-    """The pieces of ink in a boolean mask, left to right: (box, the mask within the box). A wide piece is
-    cut at its thinnest columns (`cuts`): the ink of that column is removed and what falls apart are pieces
-    of their own (digits that touch at a point part there cleanly)."""
+    """The pieces of ink in a boolean mask, left to right, and which of them a seam parted: ([(box, the mask
+    within the box)], {(i, j) for pieces i, j cut apart}). A wide piece is cut along its `seams`; what falls
+    apart are pieces of their own, which a run may join again."""
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
     rows = np.flatnonzero(mask.any(1))
     height = rows[-1] - rows[0] + 1
-    units = []
+    units, cut = [], set()
     for label, (top, left) in enumerate(ndimage.find_objects(labels), 1):
-        part = labels[top, left] == label
-        for x in cuts(part, height):
-            part[:, x] = False
+        whole = labels[top, left] == label
+        paths = seams(whole, height)
+        part = whole.copy()
+        for path in paths:
+            y = np.arange(len(path))
+            part[y, path] = part[y, np.minimum(path + 1, part.shape[1] - 1)] = False
         parts, _ = ndimage.label(part, structure=np.ones((3, 3)))
+        cut |= {(len(units) + a - 1, len(units) + b - 1) for path in paths for a, b in parted(whole, parts, path)}
         for k, (r, c) in enumerate(ndimage.find_objects(parts), 1):
             box = (left.start + c.start, top.start + r.start, left.start + c.stop, top.start + r.stop)
             units.append((box, parts[r, c] == k))
-    return sorted(units, key=lambda unit: unit[0][0] + unit[0][2])
+    order = sorted(range(len(units)), key=lambda i: units[i][0][0] + units[i][0][2])
+    rank = {old: new for new, old in enumerate(order)}
+    return [units[i] for i in order], {(rank[a], rank[b]) for a, b in cut}
 
 
-def cuts(part, height):
-    """Where a piece of ink wider than CUT_WIDTH times the writing's height may be cut into digits that
-    touch: at most one column per DIGIT_WIDTH of its width past the first, each the one with the least ink
-    within SLICE times the height either side and thinner than THIN times the piece's median column (digits meet
-    where the ink is thin; a bar of even thickness is not cut), thinnest first."""
-    width = part.shape[1]
+def parted(whole, parts, path):
+    """The pairs of pieces (labels in `parts`) whose ink a seam cut through, left and right of it."""
+    y, last = np.arange(len(path)), whole.shape[1] - 1
+    crossing = whole[y, path] | whole[y, np.minimum(path + 1, last)]
+    left, right = parts[y, np.maximum(path - 1, 0)][crossing], parts[y, np.minimum(path + 2, last)][crossing]
+    return {(a, b) for a, b in zip(left, right) if a and b and a != b}
+
+
+def stroke_width(part):
+    """The ink's typical thickness in pixels: twice the median distance to the background along its ridges."""
+    distance = ndimage.distance_transform_edt(part)
+    ridge = part & (distance == ndimage.maximum_filter(distance, 3))
+    return 2 * np.median(distance[ridge])
+
+
+def seams(part, height):
+    """Where a piece of ink wider than CUT_WIDTH times the writing's height may be digits that touch or
+    overlap: top-to-bottom paths (a column per row, moving at most one pixel a row and at most SLICE times
+    the height from where they start) that cross the least ink, started at the columns of least ink. A path
+    is kept when it crosses at most CUT_INK strokes' thickness, at most one per DIGIT_WIDTH; the
+    classifier then judges which pieces make digits."""
+    rows, width = part.shape
     reach = max(1, int(SLICE * height))
-    if width <= CUT_WIDTH * height:
+    if width <= CUT_WIDTH * height or width <= 2 * reach:
         return []
-    column_ink = part.sum(0).astype(np.float64)
-    counts = ndimage.uniform_filter1d(column_ink, max(1, reach // 4))[reach:width - reach]
-    thinnest = np.flatnonzero((ndimage.minimum_filter1d(counts, 2 * reach + 1, mode='nearest') == counts)
-                              & (counts < THIN * np.median(column_ink[column_ink > 0])))
-    chosen = []
-    for x in sorted(thinnest, key=lambda x: counts[x]):
-        if all(abs(x - c) > reach for c in chosen) and len(chosen) < round(width / (DIGIT_WIDTH * height)) - 1:
-            chosen.append(x)
-    return sorted(int(x) + reach for x in chosen)
+    column_ink = ndimage.uniform_filter1d(part.sum(0).astype(np.float64), max(1, reach // 4))
+    starts = np.flatnonzero((ndimage.minimum_filter1d(column_ink, reach + 1) == column_ink)
+                            & (column_ink < THIN * np.median(column_ink[column_ink > 0])))
+    starts = starts[(starts >= reach) & (starts < width - reach)]
+    if not len(starts):
+        return []
+    thickness = stroke_width(part)
+    band = starts[:, None] + np.arange(-reach, reach + 1)
+    cost, came_from = cheapest_paths(part[:, band])
+    ends = cost.argmin(1)
+    paths = []
+    for k in np.argsort(cost[np.arange(len(starts)), ends]):
+        if cost[k, ends[k]] > CUT_INK * thickness or len(paths) >= width / (DIGIT_WIDTH * height):
+            break
+        at = [ends[k]]
+        for step in came_from[::-1]:
+            at.append(at[-1] + step[k, at[-1]])
+        path = band[k, at[::-1]]
+        if all(np.abs(path - other).mean() > reach / 2 for other in paths):
+            paths.append(path)
+    return paths
+
+
+def has_gap(spans):
+    """Whether more columns than a seam's two, between the first span's start and the last one's end, are in
+    none of the spans [start, stop)."""
+    reach = -np.inf
+    for start, stop in sorted(spans):
+        if start > reach + 2 and reach > -np.inf:
+            return True
+        reach = max(reach, stop)
+    return False
+
+
+def cheapest_paths(ink):
+    """Dynamic programming down the rows of `ink` (rows, bands, columns of a band): the least ink crossed
+    (plus STEP_COST a sideways pixel) by a path from the top row to each column of the bottom row, moving
+    at most one column a row, and for each row after the first the step (-1, 0, 1) that reached each column."""
+    cost, came_from = ink[0].astype(np.float64), []
+    moved = np.empty((3,) + cost.shape)
+    for row in ink[1:]:
+        moved[:] = np.inf
+        moved[0, :, 1:] = cost[:, :-1] + STEP_COST
+        moved[1] = cost
+        moved[2, :, :-1] = cost[:, 1:] + STEP_COST
+        came_from.append(moved.argmin(0) - 1)
+        cost = moved.min(0) + row
+    return cost, came_from
 
 
 def image_units(image):
@@ -167,7 +235,7 @@ def image_units(image):
     light = ink(image)
     if light.max(initial=0) == 0:
         to_mnist(image)  # raises its BlankImageError
-    units = pieces(light > INK_LEVEL * light.max())
+    units, cut = pieces(light > INK_LEVEL * light.max())
     boxes = [box for box, _ in units]
 
     def render(start, end):
@@ -182,4 +250,8 @@ def image_units(image):
         return to_mnist(np.pad(crop, margin).clip(0, 255).astype(np.uint8))
 
     marks = mark_flags(boxes)
-    return Units(boxes, marks, runs(boxes, marks, render), [[i] for i in range(len(units))])
+    candidates = runs(boxes, marks, render)
+    for c in candidates:
+        c.cut = any((c.start <= i < c.end) != (c.start <= j < c.end) for i, j in cut)
+        c.apart = has_gap([box[0::2] for box in boxes[c.start:c.end]])
+    return Units(boxes, marks, candidates, [[i] for i in range(len(units))])

@@ -115,6 +115,26 @@ def test_a_picture_of_touching_digits_is_cut(model):
     assert model.read(picture).number == '12'
 
 
+@pytest.mark.parametrize('step', [80, 70])  # as in test_touching_and_overlapping_digits, with the app's brush
+@pytest.mark.parametrize('number', ['35', '47', '1111', '4545'])
+def test_a_picture_of_touching_and_overlapping_digits(model, number, step):
+    strokes = written([int(d) for d in number], step=step, drop=6)
+    picture = preprocess.draw_strokes(strokes, 20, (140 + step * len(number), 280))
+    assert model.read(picture).number == number
+
+
+def test_a_bar_of_even_thickness_is_not_cut():
+    bar = np.zeros((60, 400), dtype=bool)
+    bar[20:40, 20:380] = True
+    units, cut = segment.pieces(bar)
+    assert [box for box, _ in units] == [(20, 20, 380, 40)] and cut == set()
+
+
+def test_pieces_apart_are_parted_by_more_than_a_seam():
+    assert segment.has_gap([(0, 10), (14, 20)]) and segment.has_gap([(30, 40), (0, 10), (5, 20)])
+    assert not segment.has_gap([(0, 10), (12, 20)]) and not segment.has_gap([(0, 10), (5, 20)])
+
+
 def test_a_picture_of_one_digit_reads_as_predict(model):
     picture = preprocess.draw_strokes(DIGITS[4], 20)
     reading, prediction = model.read(picture), model.predict(picture)
