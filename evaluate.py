@@ -24,6 +24,7 @@ if __name__ == '__main__':
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 import predict
 import preprocess
@@ -282,17 +283,18 @@ JITTER = 0.03            # of the height: how far a digit's bottom strays from t
 MARGIN = 30              # px around a number on its canvas
 
 
-def compose(digits, rng, height=NUMBER_HEIGHT):
+def compose(digits, rng, height=NUMBER_HEIGHT, ink=0):
     """A number written with `digits` (drawn digits of one writer, in writing order), as strokes in whole
     pixels: one scale for all, so that their median height is `height`; bottoms on a common baseline,
-    each off it by JITTER; each digit GAP right of the one before (negative: touching or overlapping).
-    Returns each digit's strokes (a list per digit, in writing order)."""
+    each off it by JITTER; each digit's ink GAP right of the one before (negative: touching or overlapping),
+    its lines `ink` (the pen's width) further. Returns each digit's strokes (a list per digit, in writing
+    order)."""
     arrays = [[np.asarray(stroke, dtype=np.float64) for stroke in d['strokes']] for d in digits]
     scale = height / max(np.median([np.ptp(np.concatenate(a)[:, 1]) for a in arrays]), 1)
     placed, right = [], 0.0
     for strokes in arrays:
         low, high = np.concatenate(strokes).min(0), np.concatenate(strokes).max(0)
-        left = right + max(rng.normal(*GAP[:2]), GAP[2]) * height if placed else 0.0
+        left = right + ink + max(rng.normal(*GAP[:2]), GAP[2]) * height if placed else 0.0
         corner = np.array([left, rng.normal(0, JITTER) * height]) - np.array([low[0], high[1]]) * scale
         placed.append([stroke * scale + corner for stroke in strokes])
         right = left + (high[0] - low[0]) * scale
@@ -301,9 +303,10 @@ def compose(digits, rng, height=NUMBER_HEIGHT):
             for strokes in placed]
 
 
-def compose_numbers(digits, count, seed=0):
+def compose_numbers(digits, count, seed=0, ink=0):
     """`count` numbers of each length in NUMBER_LENGTHS, each of one writer's own drawn digits (a writer
-    and then their drawings chosen at random, none twice in a number): [(label str, digit strokes)]."""
+    and then their drawings chosen at random, none twice in a number), written with a pen `ink` pixels
+    wide (`compose`): [(label str, digit strokes)]."""
     rng = np.random.default_rng(seed)
     writers = {}
     for digit in digits:
@@ -314,8 +317,25 @@ def compose_numbers(digits, count, seed=0):
         for _ in range(count):
             own = writers[names[rng.integers(len(names))]]
             chosen = [own[i] for i in rng.choice(len(own), length, replace=False)]
-            numbers.append((''.join(str(d['label']) for d in chosen), compose(chosen, rng)))
+            numbers.append((''.join(str(d['label']) for d in chosen), compose(chosen, rng, ink=ink)))
     return numbers
+
+
+def pen(pipeline):
+    """The width (px) of what a pipeline reads: the strokes' lines, or the app's brush in a picture. Gaps
+    between digits are drawn between that ink, as a writer spaces what they see."""
+    return 0 if pipeline == 'strokes' else preprocess.BRUSH[2]
+
+
+def touching(numbers, width):
+    """The share of neighbouring digits in `numbers` whose ink, drawn `width` px wide (1 for 0), touches."""
+    touches = []
+    for _, digit_strokes in numbers:
+        size = number_canvas([stroke for strokes in digit_strokes for stroke in strokes]).size
+        inks = [np.asarray(preprocess.draw_strokes(strokes, max(width, 1), size)) > 0
+                for strokes in digit_strokes]
+        touches += [(ndimage.binary_dilation(a) & b).any() for a, b in zip(inks, inks[1:])]
+    return np.mean(touches)
 
 
 def number_canvas(strokes, brush=None):
@@ -350,14 +370,14 @@ def numbers_rows(model, numbers, pipeline):
     return rows
 
 
-def numbers_lines(pipeline, rows):
-    """The lines --numbers prints for one pipeline of one half."""
+def numbers_lines(name, rows):
+    """The lines --numbers prints for one pipeline of one half (`name`)."""
     def shares(subset):
         n = max(1, len(subset))
         return (f'digit count {sum(r[1] for r in subset) / n:.1%}, exact {sum(r[2] for r in subset) / n:.1%} '
                 f'(the digits one by one: {sum(r[3] for r in subset) / n:.1%})')
     sure = [r for r in rows if r[4] == predict.SURE]
-    lines = [f'  {pipeline}: {shares(rows)}; shown sure {len(sure) / max(1, len(rows)):.1%}, '
+    lines = [f'  {name}: {shares(rows)}; shown sure {len(sure) / max(1, len(rows)):.1%}, '
              f'of which {sum(r[2] for r in sure) / max(1, len(sure)):.1%} right; '
              f'mean confidence {np.mean([r[5] for r in rows]):.1%}']
     for length in NUMBER_LENGTHS:
@@ -369,11 +389,10 @@ def reading_time(model, digits, repeats=15, seed=1):
     """The median time (ms) to read a 6-digit number through its strokes and through its picture, one at a
     time on one thread, as the app reads (test_mnist_tkinter sets torch to one thread)."""
     import time
-    numbers = compose_numbers(digits, repeats, seed)[-repeats:]
     threads, times = torch.get_num_threads(), {}
     torch.set_num_threads(1)
     for pipeline in ('strokes', 'image'):
-        spent = []
+        numbers, spent = compose_numbers(digits, repeats, seed, ink=pen(pipeline))[-repeats:], []
         for _, digit_strokes in numbers:
             start = time.perf_counter()
             read_number(model, digit_strokes, pipeline)
@@ -387,13 +406,14 @@ def numbers_report(model, halves, count=100, seed=0):
     """What --numbers prints: for each half, numbers of 2-6 digits composed from one writer's own digits
     (`compose_numbers`), read through the strokes and through the brushed picture."""
     print(f'numbers: {count} of each length {NUMBER_LENGTHS.start}-{NUMBER_LENGTHS.stop - 1} per half, '
-          f'seed {seed}, digits {NUMBER_HEIGHT} px high, gaps {GAP[0]:g} +- {GAP[1]:g} of the height '
-          f'(at least {GAP[2]:g})')
+          f'seed {seed}, digits {NUMBER_HEIGHT} px high, gaps between their ink {GAP[0]:g} +- {GAP[1]:g} of the '
+          f'height (at least {GAP[2]:g}): strokes of lines, pictures drawn with the app\'s {pen("image")}-px brush')
     for name, digits in halves.items():
-        numbers = compose_numbers(digits, count, seed)
         print(f'{name} (writers {"-".join(HALVES[name])}):')
         for pipeline in ('strokes', 'image'):
-            print('\n'.join(numbers_lines(pipeline, numbers_rows(model, numbers, pipeline))))
+            numbers = compose_numbers(digits, count, seed, ink=pen(pipeline))
+            name = f'{pipeline} ({touching(numbers, pen(pipeline)):.1%} of neighbours touch)'
+            print('\n'.join(numbers_lines(name, numbers_rows(model, numbers, pipeline))))
     times = reading_time(model, halves['dev'])
     print(f'reading a 6-digit number (median of 15, one thread): '
           + ', '.join(f'{pipeline} {ms:.0f} ms' for pipeline, ms in times.items()))
