@@ -3,7 +3,7 @@ examples, and every relative link. Rewording a sentence never fails these tests;
 matches its source does, with the page, the stated value and the measured one.
 
 Fast: the shipped checkpoints, their histories and training_plots/experiments.csv. Slow: re-measuring
-what `evaluate.py --drawn` and `evaluate.py --calibration` print."""
+what `evaluate.py --drawn`, `--calibration` and `--numbers` print."""
 import contextlib
 import functools
 import io
@@ -260,6 +260,35 @@ def test_drawings_state_what_evaluate_calibration_prints(mnist):
         shown = re.search(r'shown as: sure (\d+\.\d\d)%, unsure (\d+\.\d\d)%, not a digit (\d+\.\d\d)%', out).groups()
         stated = verdicts[name]
         assert (*percents(stated['sure']), *percents(stated['unsure']), *percents(stated['not a digit'])) == shown, name
+
+
+def numbers_read(half, pipeline):
+    """Digit count, exact, one by one, shown sure, sure right and mean confidence that `--numbers` prints."""
+    out = printed('--numbers')
+    block = out[out.index(f'\n{half} (writers'):]
+    return re.search(rf'\n  {pipeline} \([^)]*\): digit count (\d+\.\d)%, exact (\d+\.\d)% \(the digits one by '
+                     rf'one: (\d+\.\d)%\); shown sure (\d+\.\d)%, of which (\d+\.\d)% right; mean confidence '
+                     rf'(\d+\.\d)%', block).groups()
+
+
+@pytest.mark.slow
+def test_numbers_state_what_evaluate_numbers_prints():
+    """docs/numbers.md's table and sentences and the README's paragraph on numbers, against `--numbers`
+    (its timings are not compared: they vary from run to run)."""
+    page = (DOCS / 'numbers.md').read_text()
+    for row in table(DOCS / 'numbers.md', 'half', 'read through'):
+        measured = numbers_read(row['half'].split()[0], {'picture': 'image'}.get(row['read through'], 'strokes'))
+        stated = [*percents(row['digit count right']), *percents(row['whole number right']),
+                  *percents(row['digits one by one'])]
+        assert stated == list(measured[:3]), (row, measured)
+    strokes, image = numbers_read('test', 'strokes'), numbers_read('test', 'image')
+    sure = re.search(r'\((\d+\.\d)% of the (\d+\.\d)% of test numbers shown sure, through strokes; (\d+\.\d)% of '
+                     r'(\d+\.\d)%, through\s+a picture\)', page).groups()
+    assert sure == (strokes[4], strokes[3], image[4], image[3])
+    assert re.search(r'a mean of (\d+)% against (\d+)% right', page).groups() == \
+        (f'{float(image[5]):.0f}', f'{float(image[1]):.0f}')
+    paragraph = README.read_text().split('Written numbers are read whole')[1].split('\n\n')[0]
+    assert percents(paragraph) == [strokes[0], strokes[1], strokes[2], image[1]]
 
 
 # ---------------------------------------------------------------- examples, links, files
