@@ -53,11 +53,11 @@ def open_image(source):
         image = read_image_file(Path(source))
     elif isinstance(source, Image.Image):
         image = source
-        if max(image.size) > LARGEST_SIDE:
-            image = image.copy()   # the caller's image stays as it was
-            image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))
     else:
-        return array_image(source)
+        image = array_image(source)
+    if max(image.size) > LARGEST_SIDE:
+        image = image.copy()   # the caller's image stays as it was
+        image.thumbnail((LARGEST_SIDE, LARGEST_SIDE))
     return eight_bit(ImageOps.exif_transpose(image))
 
 

@@ -189,9 +189,9 @@ def test_large_images_are_shrunk_before_any_array_work(tmp_path, monkeypatch):
     expected = to_mnist(draw([SEVEN]))
     sizes, real = [], preprocess.grayscale
     monkeypatch.setattr(preprocess, 'grayscale', lambda image: sizes.append(image.size) or real(image))
-    for source in (tmp_path / 'big.png', tmp_path / 'big.jpg', page):
+    for source in (tmp_path / 'big.png', tmp_path / 'big.jpg', page, np.asarray(page)):
         assert np.abs(to_mnist(source).astype(int) - expected).mean() < 6
-    assert len(sizes) == 3 and all(max(size) <= preprocess.LARGEST_SIDE for size in sizes), sizes
+    assert len(sizes) == 4 and all(max(size) <= preprocess.LARGEST_SIDE for size in sizes), sizes
     assert page.size == (3000, 2400)  # the caller's image is left as it was
 
 
