@@ -49,7 +49,8 @@ SHORT_COST = 20.0        # so a group cut from a picture's ink costs this per un
 WITHIN_COST = 2.0        # per group lying within the columns of the group before it (dev: the same from 1 to 8)
 GROUPING_T = {'strokes': 0.003, 'picture': 0.03}  # a grouping's posterior is softmax(score / T) over all
                          # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
-                         # 3 to 0.0003). The digits' calibrated probabilities carry most of the doubt
+                         # 1 to 0.0003 for strokes, 3 to 0.01 for pictures). The digits' calibrated
+                         # probabilities carry most of the doubt
 MARK_COST = 2.0          # per mark (a decimal point, a minus sign: see segment.py) left out of every digit; the
                          # drawn digits hold no marks to choose it on: it makes a mark join a digit's group when
                          # that reads as well as the digit alone
