@@ -331,17 +331,21 @@ def touching(numbers, width):
     """The share of neighbouring digits in `numbers` whose ink, drawn `width` px wide (1 for 0), touches."""
     touches = []
     for _, digit_strokes in numbers:
-        size = number_canvas([stroke for strokes in digit_strokes for stroke in strokes]).size
+        size = canvas_size([stroke for strokes in digit_strokes for stroke in strokes])
         inks = [np.asarray(preprocess.draw_strokes(strokes, max(width, 1), size)) > 0
                 for strokes in digit_strokes]
         touches += [(ndimage.binary_dilation(a) & b).any() for a, b in zip(inks, inks[1:])]
     return np.mean(touches)
 
 
+def canvas_size(strokes):
+    """(width, height) of a canvas just large enough for a drawing: MARGIN right of and below its points."""
+    return tuple(int(v) for v in np.concatenate([np.asarray(stroke) for stroke in strokes]).max(0) + MARGIN)
+
+
 def number_canvas(strokes, brush=None):
-    """A drawing on a canvas just large enough for it (MARGIN around), drawn with the app's brush."""
-    points = np.concatenate([np.asarray(stroke) for stroke in strokes])
-    return preprocess.draw_strokes(strokes, brush or preprocess.BRUSH[2], tuple(int(v) for v in points.max(0) + MARGIN))
+    """A drawing on a canvas just large enough for it (`canvas_size`), drawn with the app's brush."""
+    return preprocess.draw_strokes(strokes, brush or preprocess.BRUSH[2], canvas_size(strokes))
 
 
 def read_number(model, digit_strokes, pipeline):
@@ -412,8 +416,8 @@ def numbers_report(model, halves, count=100, seed=0):
         print(f'{name} (writers {"-".join(HALVES[name])}):')
         for pipeline in ('strokes', 'image'):
             numbers = compose_numbers(digits, count, seed, ink=pen(pipeline))
-            name = f'{pipeline} ({touching(numbers, pen(pipeline)):.1%} of neighbours touch)'
-            print('\n'.join(numbers_lines(name, numbers_rows(model, numbers, pipeline))))
+            heading = f'{pipeline} ({touching(numbers, pen(pipeline)):.1%} of neighbours touch)'
+            print('\n'.join(numbers_lines(heading, numbers_rows(model, numbers, pipeline))))
     times = reading_time(model, halves['dev'])
     print(f'reading a 6-digit number (median of 15, one thread): '
           + ', '.join(f'{pipeline} {ms:.0f} ms' for pipeline, ms in times.items()))

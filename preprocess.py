@@ -137,6 +137,15 @@ def grayscale(image):
     return np.asarray(image.convert('L'), dtype=np.float64)
 
 
+def light_on_dark(gray):
+    """A grayscale array as light ink on dark, and its background level: the median of its border is the
+    background, and a light one (paper) is inverted."""
+    background = np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
+    if background > 127:
+        return 255 - gray, 255 - background
+    return gray, background
+
+
 def to_mnist(image):
     """The image as MNIST would have it: a 28x28 uint8 array, light ink on a dark background.
 
@@ -147,11 +156,7 @@ def to_mnist(image):
     and pasted into 28x28 so that its intensity-weighted centre of mass lies where MNIST's does. An image that is already 28x28 is taken as an MNIST image:
     only inverted if its background is light, never cropped or moved.
     Raises BlankImageError if there is no ink."""
-    gray = grayscale(open_image(image))
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = np.median(border)
-    if background > 127:
-        gray, background = 255 - gray, 255 - background
+    gray, background = light_on_dark(grayscale(open_image(image)))
     ink = np.clip(gray - background, 0, None)
     if ink.max(initial=0) < MIN_CONTRAST:
         raise BlankImageError('no ink found: the image is blank (one flat colour or nearly so); '

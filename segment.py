@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from preprocess import MIN_DRAWING, TooSmallError, grayscale, strokes_to_mnist, to_mnist
+from preprocess import MIN_DRAWING, TooSmallError, grayscale, light_on_dark, strokes_to_mnist, to_mnist
 
 MAX_UNITS = 3        # a digit is at most 3 strokes (the drawn digits: 463 in one, 136 in two, 1 in three)
 MAX_WIDTH = 1.5      # a candidate wider than this times the writing's height holds more than one digit
@@ -118,13 +118,9 @@ def stroke_units(strokes):
 # ---------------------------------------------------------------- pictures
 
 def ink(image):
-    """A picture's ink as floats 0..255, light on dark whatever the paper (the border's median is the
-    background, as preprocess.to_mnist judges it)."""
-    gray = grayscale(image)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = np.median(border)
-    if background > 127:
-        gray, background = 255 - gray, 255 - background
+    """A picture's ink as floats 0..255, light on dark whatever the paper (preprocess.light_on_dark, as
+    preprocess.to_mnist judges it)."""
+    gray, background = light_on_dark(grayscale(image))
     return np.clip(gray - background, 0, None)
 
 
@@ -204,21 +200,22 @@ def seams(part, height):
 def has_gap(spans):
     """Whether more columns than a seam's two, between the first span's start and the last one's end, are in
     none of the spans [start, stop)."""
-    reach = -np.inf
-    for start, stop in sorted(spans):
-        if start > reach + 2 and reach > -np.inf:
+    (_, reach), *rest = sorted(spans)
+    for start, stop in rest:
+        if start > reach + 2:
             return True
         reach = max(reach, stop)
     return False
 
 
-def cheapest_paths(ink):
-    """Dynamic programming down the rows of `ink` (rows, bands, columns of a band): the least ink crossed
-    (plus STEP_COST a sideways pixel) by a path from the top row to each column of the bottom row, moving
-    at most one column a row, and for each row after the first the step (-1, 0, 1) that reached each column."""
-    cost, came_from = ink[0].astype(np.float64), []
+def cheapest_paths(bands):
+    """Dynamic programming down the rows of `bands` (rows, bands, columns of a band; 1 where there is ink):
+    the least ink crossed (plus STEP_COST a sideways pixel) by a path from the top row to each column of the
+    bottom row, moving at most one column a row, and for each row after the first the step (-1, 0, 1) that
+    reached each column."""
+    cost, came_from = bands[0].astype(np.float64), []
     moved = np.empty((3,) + cost.shape)
-    for row in ink[1:]:
+    for row in bands[1:]:
         moved[:] = np.inf
         moved[0, :, 1:] = cost[:, :-1] + STEP_COST
         moved[1] = cost
