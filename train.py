@@ -395,7 +395,8 @@ def epoch_row(run, splits, epoch):
 def configure(config, options):
     """The run's Config (options override `config`, or the defaults after a preset) and, when
     resuming, the loaded checkpoint, whose recipe the run then follows: only resumable options may
-    differ, and a recipe option given that contradicts the checkpoint is an error naming it."""
+    differ, and a recipe option given that contradicts the checkpoint is an error naming it; without
+    --epochs it runs for the epochs it was planned for."""
     given = {f.name: getattr(config, f.name) for f in fields(Config)
              if getattr(config, f.name) != f.default} if config else {}
     given |= options
@@ -420,6 +421,8 @@ def configure(config, options):
                             + ': resume without ' + ', '.join(flag(n) for n in contradicted) + ', or start a new run')
     config = replace(config, **{f.name: recorded[f.name] for f in fields(Config) if not resumable(f.name)})
     planned = recorded['epochs']
+    if 'epochs' not in given:  # resumed as it was planned, not for the default's length
+        config = replace(config, epochs=planned)
     if config.schedule != 'constant' and config.epochs != planned:
         raise TrainingError(f'{config.resume} follows a {config.schedule} learning-rate schedule planned for '
                             f'--epochs {planned}: resume it with --epochs {planned} (another length would change '

@@ -63,6 +63,16 @@ def test_a_constant_rate_run_can_be_extended_and_a_scheduled_one_cannot(tmp_path
         train.train(epochs=3, resume=str(tmp_path / 'cosine' / 'last.pth'), **quick)
 
 
+def test_a_resume_without_epochs_runs_for_the_epochs_it_was_planned_for(tmp_path, capsys, quick):
+    """`python train.py --resume model_checkpoints/last.pth`, as the README says it, after a run of another
+    length than the default's 30 epochs (a preset's 15): a finished run has nothing left to train."""
+    train.train(epochs=2, checkpoint_dir=tmp_path, **quick)
+    capsys.readouterr()
+    result = train.train(resume=str(tmp_path / 'last.pth'), checkpoint_dir=tmp_path, **quick)
+    assert 'after epoch 2 of 2: nothing left to train' in capsys.readouterr().out
+    assert len(result['history']) == 2
+
+
 def test_a_best_checkpoint_that_was_already_there_is_never_removed(tmp_path, quick):
     # a constant rate, so the longer run repeats the shorter one's first epochs exactly
     constant = dict(quick, schedule='constant')
