@@ -327,15 +327,12 @@ def pen(pipeline):
     return 0 if pipeline == 'strokes' else preprocess.BRUSH[2]
 
 
-def touching(numbers, width):
-    """The share of neighbouring digits in `numbers` whose ink, drawn `width` px wide (1 for 0), touches."""
-    touches = []
-    for _, digit_strokes in numbers:
-        size = canvas_size([stroke for strokes in digit_strokes for stroke in strokes])
-        inks = [np.asarray(preprocess.draw_strokes(strokes, max(width, 1), size)) > 0
-                for strokes in digit_strokes]
-        touches += [(ndimage.binary_dilation(a) & b).any() for a, b in zip(inks, inks[1:])]
-    return np.mean(touches)
+def neighbours_touch(digit_strokes, width):
+    """For each neighbouring pair of a composed number's digits, whether their ink, drawn `width` px wide (1
+    for 0), touches."""
+    size = canvas_size([stroke for strokes in digit_strokes for stroke in strokes])
+    inks = [np.asarray(preprocess.draw_strokes(strokes, max(width, 1), size)) > 0 for strokes in digit_strokes]
+    return [bool((ndimage.binary_dilation(a) & b).any()) for a, b in zip(inks, inks[1:])]
 
 
 def canvas_size(strokes):
@@ -365,27 +362,32 @@ def one_by_one(model, digit_strokes, pipeline):
 
 def numbers_rows(model, numbers, pipeline):
     """For each composed number: its length, whether the digit count and the whole number were read
-    right, whether each digit alone was, the reading's verdict and confidence."""
+    right, whether each digit alone was, the reading's verdict and confidence, and which neighbours touch."""
     rows = []
     for label, digit_strokes in numbers:
         reading = read_number(model, digit_strokes, pipeline)
         rows.append((len(label), len(reading.number) == len(label), reading.number == label,
-                     one_by_one(model, digit_strokes, pipeline) == label, reading.verdict, reading.confidence))
+                     one_by_one(model, digit_strokes, pipeline) == label, reading.verdict, reading.confidence,
+                     neighbours_touch(digit_strokes, pen(pipeline))))
     return rows
 
 
-def numbers_lines(name, rows):
-    """The lines --numbers prints for one pipeline of one half (`name`)."""
+def numbers_lines(pipeline, rows):
+    """The lines --numbers prints for one pipeline of one half."""
     def shares(subset):
         n = max(1, len(subset))
         return (f'digit count {sum(r[1] for r in subset) / n:.1%}, exact {sum(r[2] for r in subset) / n:.1%} '
                 f'(the digits one by one: {sum(r[3] for r in subset) / n:.1%})')
     sure = [r for r in rows if r[4] == predict.SURE]
-    lines = [f'  {name}: {shares(rows)}; shown sure {len(sure) / max(1, len(rows)):.1%}, '
-             f'of which {sum(r[2] for r in sure) / max(1, len(sure)):.1%} right; '
-             f'mean confidence {np.mean([r[5] for r in rows]):.1%}']
+    pairs = [touch for r in rows for touch in r[6]]
+    lines = [f'  {pipeline} ({np.mean(pairs):.1%} of neighbours touch): {shares(rows)}; shown sure '
+             f'{len(sure) / max(1, len(rows)):.1%}, of which {sum(r[2] for r in sure) / max(1, len(sure)):.1%} '
+             f'right; mean confidence {np.mean([r[5] for r in rows]):.1%}']
     for length in NUMBER_LENGTHS:
         lines.append(f'    {length} digits: {shares([r for r in rows if r[0] == length])}')
+    for name, subset in (('no digits touch', [r for r in rows if not any(r[6])]),
+                         ('some digits touch', [r for r in rows if any(r[6])])):
+        lines.append(f'    {name} ({len(subset)} numbers): {shares(subset)}')
     return lines
 
 
@@ -416,8 +418,7 @@ def numbers_report(model, halves, count=100, seed=0):
         print(f'{name} (writers {"-".join(HALVES[name])}):')
         for pipeline in ('strokes', 'image'):
             numbers = compose_numbers(digits, count, seed, ink=pen(pipeline))
-            heading = f'{pipeline} ({touching(numbers, pen(pipeline)):.1%} of neighbours touch)'
-            print('\n'.join(numbers_lines(heading, numbers_rows(model, numbers, pipeline))))
+            print('\n'.join(numbers_lines(pipeline, numbers_rows(model, numbers, pipeline))))
     times = reading_time(model, halves['dev'])
     print(f'reading a 6-digit number (median of 15, one thread): '
           + ', '.join(f'{pipeline} {ms:.0f} ms' for pipeline, ms in times.items()))

@@ -262,10 +262,15 @@ def test_drawings_state_what_evaluate_calibration_prints(mnist):
         assert (*percents(stated['sure']), *percents(stated['unsure']), *percents(stated['not a digit'])) == shown, name
 
 
+def block_of(half):
+    """What `--numbers` prints for one half (and after it)."""
+    out = printed('--numbers')
+    return out[out.index(f'\n{half} (writers'):]
+
+
 def numbers_read(half, pipeline):
     """Digit count, exact, one by one, shown sure, sure right and mean confidence that `--numbers` prints."""
-    out = printed('--numbers')
-    block = out[out.index(f'\n{half} (writers'):]
+    block = block_of(half)
     return re.search(rf'\n  {pipeline} \([^)]*\): digit count (\d+\.\d)%, exact (\d+\.\d)% \(the digits one by '
                      rf'one: (\d+\.\d)%\); shown sure (\d+\.\d)%, of which (\d+\.\d)% right; mean confidence '
                      rf'(\d+\.\d)%', block).groups()
@@ -287,6 +292,13 @@ def test_numbers_state_what_evaluate_numbers_prints():
     assert sure == (strokes[4], strokes[3], image[4], image[3])
     assert re.search(r'a mean of (\d+)% against (\d+)% right', page).groups() == \
         (f'{float(image[5]):.0f}', f'{float(image[1]):.0f}')
+    apart, touch = (re.search(rf'\n  image (?s:.*?)\n    {name} \((\d+) numbers\): digit count \d+\.\d%, exact '
+                              rf'(\d+\.\d)% \(the digits one by one: (\d+\.\d)%\)', block_of('test')).groups()
+                    for name in ('no digits touch', 'some digits touch'))
+    stated = re.search(r'digits all stand apart, a picture is read exactly in (\d+\.\d)%, where their digits one by '
+                       r'one give (\d+\.\d)%;\s+of the (\d+) in which some touch, in (\d+\.\d)%, where one by one '
+                       r'gives (\d+\.\d)%', page).groups()
+    assert stated == (apart[1], apart[2], touch[0], touch[1], touch[2])
     paragraph = README.read_text().split('Written numbers are read whole')[1].split('\n\n')[0]
     assert percents(paragraph) == [strokes[0], strokes[1], strokes[2], image[1]]
 
