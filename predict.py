@@ -46,6 +46,7 @@ STROKE_COST = 4.0        # per stroke past two in a group: 1 of the 600 dev digi
 APART_COST = 4.0         # per group whose ink empty columns part (pictures): 2 of the 600 dev digits are
 SHORT = 0.6              # a digit is rarely lower than this part of the whole writing's height (dev: 1 in 100),
 SHORT_COST = 20.0        # so a group cut from a picture's ink costs this per unit of that height it falls short
+RESUME_COST = 4.0        # per group that begins with a stroke continuing the one before it (segment.RESUME)
 WITHIN_COST = 2.0        # per group lying within the columns of the group before it (dev: the same from 1 to 8)
 GROUPING_T = {'strokes': 0.003, 'picture': 0.03}  # a grouping's posterior is softmax(score / T) over all
                          # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
@@ -119,7 +120,7 @@ class DigitClassifier:
         readable = [c for c in units.candidates if c.model_input is not None]
         predictions = dict(zip(map(id, readable), self.classify([c.model_input for c in readable]) if readable else []))
         scored = [(c, predictions.get(id(c))) for c in units.candidates]
-        chosen, posterior = best_grouping(scored, units.marks, GROUPING_T[kind])
+        chosen, posterior = best_grouping(scored, units.marks, GROUPING_T[kind], units.continues)
         digits = [prediction for _, prediction in chosen]
         whole = len(chosen) == 1 and chosen[0][0].end - chosen[0][0].start == len(units.boxes)
         confidence = math.prod(p.confidence for p in digits) * (1 if whole else posterior) if digits else 0.0
@@ -219,9 +220,10 @@ def within(before, box):
     return before[0] <= box[0] and box[2] <= before[2]
 
 
-def best_grouping(scored, marks, temperature):
+def best_grouping(scored, marks, temperature, continues=None):
     """The best way to cover units 0..n-1 by candidates (segment.Candidate, Prediction or None) in order,
-    each scored by `group_score`, less WITHIN_COST when it lies `within` the group before it; unit i may be
+    each scored by `group_score`, less WITHIN_COST when it lies `within` the group before it and RESUME_COST
+    when its first unit i `continues[i]` the one before (a pen lifted within a stroke); unit i may be
     left out at MARK_COST if `marks[i]` (or if no candidate can read it alone): dynamic programming over
     (units covered, last group). Returns the chosen [(candidate, prediction)] and its posterior,
     exp(score / temperature) over the sum of that over every grouping."""
@@ -239,7 +241,8 @@ def best_grouping(scored, marks, temperature):
             steps = [(i + 1, last, -MARK_COST)] if marks[i] or i not in alone else []
             for k in starting[i]:
                 inside = last is not None and within(scored[last][0].box, scored[k][0].box)
-                steps.append((scored[k][0].end, k, scores[k] - WITHIN_COST * inside))
+                resumed = last is not None and continues is not None and continues[i]
+                steps.append((scored[k][0].end, k, scores[k] - WITHIN_COST * inside - RESUME_COST * resumed))
             for end, group, step in steps:
                 if score + step > best[end].get(group, (-math.inf,))[0]:
                     best[end][group] = (score + step, (i, last))

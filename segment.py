@@ -8,6 +8,7 @@ right, and a digit is a run of neighbouring pieces (a 5 whose bar does not touch
 piece is cut along seams where digits that touch or overlap may join. A unit much lower than the writing
 is high (a decimal point, a minus sign, the bar of a 7) is a mark: it may join a digit, never be one alone.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,9 @@ MAX_UNITS = 3        # a digit is at most 3 strokes (the drawn digits: 463 in on
 MAX_WIDTH = 1.5      # a candidate wider than this times the writing's height holds more than one digit
 APART = 0.25         # a unit this far (of the writing's height) right or left of a run's ink starts another digit
                      # (within a drawn digit the strokes are at most 0.15 of its height apart: a 4's bar)
+RESUME = 0.05        # a stroke that begins this close (of the writing's height) to where the one before it
+                     # ended continues it (the drawn digits: 0 of 452 later strokes of a digit, 3 in 1,500 first
+                     # strokes of the next digit in numbers composed of them)
 MARK_HEIGHT = 0.35   # a unit lower than this part of the writing's height is a mark, not a digit alone
 CUT_WIDTH = 0.7      # a piece of ink wider than this times the writing's height may be digits that touch,
 SLICE = 0.25         # and is cut along paths that stray at most this much of the height from where they start,
@@ -51,6 +55,7 @@ class Units:
     marks: list
     candidates: list
     members: list
+    continues: list = None   # whether unit i begins where unit i-1 ends: a pen lifted within a stroke (drawings)
 
 
 def union(boxes):
@@ -112,7 +117,9 @@ def stroke_units(strokes):
     candidates = runs(boxes, marks, lambda start, end: strokes_to_mnist(strokes[start:end]))
     for c in candidates:
         c.extra_strokes = max(0, c.end - c.start - 2)
-    return Units(boxes, marks, candidates, [[i] for i in kept])
+    reach = RESUME * max(whole[3] - whole[1], 1)
+    continues = [False] + [math.dist(after[0], before[-1]) <= reach for before, after in zip(strokes, strokes[1:])]
+    return Units(boxes, marks, candidates, [[i] for i in kept], continues)
 
 
 # ---------------------------------------------------------------- pictures

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import evaluate
 import predict
 import preprocess
 import segment
@@ -57,6 +58,17 @@ def test_multi_stroke_digits_are_grouped(model):
     assert reading.number == '47715'
     assert reading.groups == [[0, 1], [2], [3, 4], [5], [6]]
     assert model.read(CROSSED_SEVEN).number == '7'
+
+
+def test_a_stroke_the_pen_was_lifted_from_and_went_on_with_stays_one_digit(model):
+    """A drawn 1 (writer W02 of the choosing half: up, then back down) with the pen lifted half way and put
+    down where it left off, alone and after a 3: two strokes that each read as a 1."""
+    one = next(d['strokes'][0] for d in evaluate.load_drawn()['dev'] if d['writer'] == 'W02' and d['label'] == 1)
+    half = len(one) // 2
+    lifted = [one[:half + 1], one[half:]]
+    assert model.read(lifted).number == '1'
+    three = resized(DIGITS[3], 600, centre=(200, 950))
+    assert model.read(three + lifted).number == '31'
 
 
 def test_boxes_are_the_groups_ink(model):
@@ -154,7 +166,6 @@ def test_only_dots_are_not_a_number(model):
 
 
 def test_the_numbers_benchmark_composes_one_writers_digits_the_same_every_time():
-    import evaluate
     digits = evaluate.load_drawn()['dev']
     numbers = evaluate.compose_numbers(digits, 4, seed=3)
     assert numbers == evaluate.compose_numbers(digits, 4, seed=3)
