@@ -21,8 +21,8 @@ MAX_WIDTH = 1.5      # a candidate wider than this times the writing's height ho
 APART = 0.25         # a unit this far (of the writing's height) right or left of a run's ink starts another digit
                      # (within a drawn digit the strokes are at most 0.15 of its height apart: a 4's bar)
 RESUME = 0.05        # a stroke that begins this close (of the writing's height) to where the one before it
-                     # ended continues it (the drawn digits: 0 of 452 later strokes of a digit, 3 in 1,500 first
-                     # strokes of the next digit in numbers composed of them)
+                     # ended continues it (dev half: 0 of 452 later strokes of a digit, 3 of 1,500 first strokes
+                     # of the next digit in `evaluate.py --numbers`' strokes)
 MARK_HEIGHT = 0.35   # a unit lower than this part of the writing's height is a mark, not a digit alone
 CUT_WIDTH = 0.7      # a piece of ink wider than this times the writing's height may be digits that touch,
 SLICE = 0.25         # and is cut along paths that stray at most this much of the height from where they start,
