@@ -47,8 +47,8 @@ APART_COST = 4.0         # per group whose ink empty columns part (pictures): 2 
 SHORT = 0.6              # a digit is rarely lower than this part of the whole writing's height (dev: 1 in 100),
 SHORT_COST = 20.0        # so a group cut from a picture's ink costs this per unit of that height it falls short
 RESUME_COST = 4.0        # per group that begins with a stroke continuing the one before it (segment.RESUME):
-                         # dev numbers (seeds 0-4) read the same from 0 to 4, 3 fewer at 8; with a pen lifted in 3 in 10 dev
-                         # one-stroke digits, 4 miscounts fewest
+                         # dev numbers (seeds 0-4) read the same from 0 to 4, 3 fewer at 8; with a pen lifted
+                         # mid-stroke in 3 in 10 dev one-stroke digits, 4 miscounts fewest
 WITHIN_COST = 2.0        # per group lying within the columns of the group before it (dev: the same from 1 to 8)
 GROUPING_T = {'strokes': 0.003, 'picture': 0.03}  # a grouping's posterior is softmax(score / T) over all
                          # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
