@@ -222,7 +222,7 @@ def within(before, box):
     return before[0] <= box[0] and box[2] <= before[2]
 
 
-def best_grouping(scored, marks, temperature, continues=None):
+def best_grouping(scored, marks, temperature, continues):
     """The best way to cover units 0..n-1 by candidates (segment.Candidate, Prediction or None) in order,
     each scored by `group_score`, less WITHIN_COST when it lies `within` the group before it and RESUME_COST
     when its first unit i `continues[i]` the one before (a pen lifted within a stroke); unit i may be
@@ -243,7 +243,7 @@ def best_grouping(scored, marks, temperature, continues=None):
             steps = [(i + 1, last, -MARK_COST)] if marks[i] or i not in alone else []
             for k in starting[i]:
                 inside = last is not None and within(scored[last][0].box, scored[k][0].box)
-                resumed = last is not None and continues is not None and continues[i]
+                resumed = last is not None and continues[i]
                 steps.append((scored[k][0].end, k, scores[k] - WITHIN_COST * inside - RESUME_COST * resumed))
             for end, group, step in steps:
                 if score + step > best[end].get(group, (-math.inf,))[0]:

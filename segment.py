@@ -55,7 +55,8 @@ class Units:
     marks: list
     candidates: list
     members: list
-    continues: list = None   # whether unit i begins where unit i-1 ends: a pen lifted within a stroke (drawings)
+    continues: list          # whether unit i begins where unit i-1 ends: a pen lifted within a stroke (drawings;
+                             # never in a picture)
 
 
 def union(boxes):
@@ -177,7 +178,7 @@ def seams(part, height):
     the height from where they start) that cross the least ink, started at the columns of least ink. A path
     is kept when it crosses at most CUT_INK strokes' thickness, at most one per DIGIT_WIDTH; the
     classifier then judges which pieces make digits."""
-    rows, width = part.shape
+    width = part.shape[1]
     reach = max(1, int(SLICE * height))
     if width <= CUT_WIDTH * height or width <= 2 * reach:
         return []
@@ -258,4 +259,4 @@ def image_units(image):
     for c in candidates:
         c.cut = any((c.start <= i < c.end) != (c.start <= j < c.end) for i, j in cut)
         c.apart = has_gap([box[0::2] for box in boxes[c.start:c.end]])
-    return Units(boxes, marks, candidates, [[i] for i in range(len(units))])
+    return Units(boxes, marks, candidates, [[i] for i in range(len(units))], [False] * len(units))
