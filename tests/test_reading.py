@@ -71,6 +71,18 @@ def test_a_stroke_the_pen_was_lifted_from_and_went_on_with_stays_one_digit(model
     assert model.read(three + lifted).number == '31'
 
 
+def test_a_0_closed_by_a_second_stroke_stays_one_digit(model):
+    """A drawn 0 (writer W10's second, of the choosing half) written as most of its loop and then its last
+    part again, from the top: a second stroke that pokes a little out of the first's columns and alone reads
+    as a 1."""
+    loop = [d['strokes'][0] for d in evaluate.load_drawn()['dev'] if d['writer'] == 'W10' and d['label'] == 0][1]
+    cut = int(len(loop) * 0.85)
+    closed = [loop[:cut], loop[cut - 1:][::-1]]
+    assert model.classify([preprocess.strokes_to_mnist(closed[1:])])[0].digit == 1
+    assert model.read(closed).number == '0'
+    assert model.read(resized(DIGITS[3], 600, centre=(200, 950)) + closed).number == '30'
+
+
 def test_boxes_are_the_groups_ink(model):
     strokes = written([1, 2])
     reading = model.read(strokes)
