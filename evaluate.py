@@ -16,6 +16,7 @@ import math
 import sys
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import files  # first, before the libraries that take seconds to load
 if __name__ == '__main__':
@@ -360,15 +361,25 @@ def one_by_one(model, digit_strokes, pipeline):
     return ''.join(str(p.digit) for p in predictions)
 
 
+class NumberRow(NamedTuple):
+    """How one composed number was read."""
+    length: int
+    count_right: bool     # the reading has as many digits as the number
+    exact: bool           # the reading is the number
+    one_by_one: bool      # each digit read alone is right
+    verdict: str
+    confidence: float
+    touching: list        # for each neighbouring pair of digits, whether their ink touches
+
+
 def numbers_rows(model, numbers, pipeline):
-    """For each composed number: its length, whether the digit count and the whole number were read
-    right, whether each digit alone was, the reading's verdict and confidence, and which neighbours touch."""
+    """A NumberRow for each composed number read through `pipeline`."""
     rows = []
     for label, digit_strokes in numbers:
         reading = read_number(model, digit_strokes, pipeline)
-        rows.append((len(label), len(reading.number) == len(label), reading.number == label,
-                     one_by_one(model, digit_strokes, pipeline) == label, reading.verdict, reading.confidence,
-                     neighbours_touch(digit_strokes, pen(pipeline))))
+        rows.append(NumberRow(len(label), len(reading.number) == len(label), reading.number == label,
+                              one_by_one(model, digit_strokes, pipeline) == label, reading.verdict,
+                              reading.confidence, neighbours_touch(digit_strokes, pen(pipeline))))
     return rows
 
 
@@ -376,17 +387,18 @@ def numbers_lines(pipeline, rows):
     """The lines --numbers prints for one pipeline of one half."""
     def shares(subset):
         n = max(1, len(subset))
-        return (f'digit count {sum(r[1] for r in subset) / n:.1%}, exact {sum(r[2] for r in subset) / n:.1%} '
-                f'(the digits one by one: {sum(r[3] for r in subset) / n:.1%})')
-    sure = [r for r in rows if r[4] == predict.SURE]
-    pairs = [touch for r in rows for touch in r[6]]
+        count, exact = sum(r.count_right for r in subset) / n, sum(r.exact for r in subset) / n
+        alone = sum(r.one_by_one for r in subset) / n
+        return f'digit count {count:.1%}, exact {exact:.1%} (the digits one by one: {alone:.1%})'
+    sure = [r for r in rows if r.verdict == predict.SURE]
+    pairs = [touch for r in rows for touch in r.touching]
     lines = [f'  {pipeline} ({np.mean(pairs):.1%} of neighbours touch): {shares(rows)}; shown sure '
-             f'{len(sure) / max(1, len(rows)):.1%}, of which {sum(r[2] for r in sure) / max(1, len(sure)):.1%} '
-             f'right; mean confidence {np.mean([r[5] for r in rows]):.1%}']
+             f'{len(sure) / max(1, len(rows)):.1%}, of which {sum(r.exact for r in sure) / max(1, len(sure)):.1%} '
+             f'right; mean confidence {np.mean([r.confidence for r in rows]):.1%}']
     for length in NUMBER_LENGTHS:
-        lines.append(f'    {length} digits: {shares([r for r in rows if r[0] == length])}')
-    for name, subset in (('no digits touch', [r for r in rows if not any(r[6])]),
-                         ('some digits touch', [r for r in rows if any(r[6])])):
+        lines.append(f'    {length} digits: {shares([r for r in rows if r.length == length])}')
+    for name, subset in (('no digits touch', [r for r in rows if not any(r.touching)]),
+                         ('some digits touch', [r for r in rows if any(r.touching)])):
         lines.append(f'    {name} ({len(subset)} numbers): {shares(subset)}')
     return lines
 
