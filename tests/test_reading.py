@@ -147,6 +147,16 @@ def test_a_picture_of_touching_and_overlapping_digits(model, number, step):
     assert model.read(picture).number == number
 
 
+@pytest.mark.parametrize('seed, number', [(0, '68'), (0, '304'), (0, '657'), (0, '60705'), (1, '76510')])
+def test_a_picture_of_digits_joined_along_a_stroke(model, seed, number):
+    """Numbers of `evaluate.py --numbers` from the choosing half whose picture holds digits that touch along a
+    stroke or cross, so that a seam parting them crosses much ink (segment.WIDE), or leaves slivers between
+    seams (segment.SLIVER), or parts a digit in four pieces (segment.MAX_PIECES)."""
+    numbers = evaluate.compose_numbers(evaluate.load_drawn()['dev'], 100, seed, ink=evaluate.pen('image'))
+    digit_strokes = next(strokes for label, strokes in numbers if label == number)
+    assert evaluate.read_number(model, digit_strokes, 'image').number == number
+
+
 def test_a_bar_of_even_thickness_is_not_cut():
     bar = np.zeros((60, 400), dtype=bool)
     bar[20:40, 20:380] = True
