@@ -150,7 +150,7 @@ def pieces(mask):
     units, cut = [], set()
     for label, (top, left) in enumerate(ndimage.find_objects(labels), 1):
         whole = labels[top, left] == label
-        paths = seams(whole, height)
+        paths, thickness = seams(whole, height)
         part = whole.copy()
         for path in paths:
             y = np.arange(len(path))
@@ -158,7 +158,7 @@ def pieces(mask):
         parts, count = ndimage.label(part, structure=np.ones((3, 3)))
         if paths:   # ink left between two seams close together is no part of a digit
             sizes = ndimage.sum_labels(part, parts, np.arange(1, count + 1))
-            part &= np.isin(parts, 1 + np.flatnonzero(sizes >= SLIVER * stroke_width(whole) ** 2))
+            part &= np.isin(parts, 1 + np.flatnonzero(sizes >= SLIVER * thickness ** 2))
             parts, _ = ndimage.label(part, structure=np.ones((3, 3)))
         cut |= {(len(units) + a - 1, len(units) + b - 1) for path in paths for a, b in parted(whole, parts, path)}
         for k, (r, c) in enumerate(ndimage.find_objects(parts), 1):
@@ -190,18 +190,19 @@ def seams(part, height):
     the height from where they start) that cross the least ink, started at the columns of least ink. A path
     is kept when it crosses at most CUT_INK strokes' thickness (WIDE_CUT_INK in a piece wider than WIDE
     times the height: most likely digits joined along a stroke), at most one per DIGIT_WIDTH; the
-    classifier then judges which pieces make digits."""
+    classifier then judges which pieces make digits. Returns the paths and the ink's `stroke_width` (None
+    when there are no paths to find)."""
     width = part.shape[1]
     reach = max(1, int(SLICE * height))
     if width <= CUT_WIDTH * height or width <= 2 * reach:
-        return []
+        return [], None
     thin, most_ink = (WIDE_THIN, WIDE_CUT_INK) if width > WIDE * height else (THIN, CUT_INK)
     column_ink = ndimage.uniform_filter1d(part.sum(0).astype(np.float64), max(1, reach // 4))
     starts = np.flatnonzero((ndimage.minimum_filter1d(column_ink, reach + 1) == column_ink)
                             & (column_ink < thin * np.median(column_ink[column_ink > 0])))
     starts = starts[(starts >= reach) & (starts < width - reach)]
     if not len(starts):
-        return []
+        return [], None
     thickness = stroke_width(part)
     band = starts[:, None] + np.arange(-reach, reach + 1)
     cost, came_from = cheapest_paths(part[:, band])
@@ -216,7 +217,7 @@ def seams(part, height):
         path = band[k, at[::-1]]
         if all(np.abs(path - other).mean() > reach / 2 for other in paths):
             paths.append(path)
-    return paths
+    return paths, thickness
 
 
 def has_gap(spans):
