@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 import checkpoint
 import nn
-from data import DataError, add_styles, augment, batches, load_splits, non_digits
+from data import DataError, add_styles, augment, batches, joined_pairs, load_splits, non_digits
 from files import DATA_DIR, DRAWN_FILE, RUNS_DIR
 from metrics import calibration, evaluate, logits_of
 from my_digits import load_drawings
@@ -63,7 +63,7 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
 }
 PRESETS['cnn-fast'] = {**PRESETS['cnn-best'], 'channels': (16, 32), 'epochs': 10, 'dropout': 0.0}  # about 2 min on a CPU
 EXTRA_SHARE = 0.1  # --extra-data's drawings, repeated, make up about this share of every epoch's images
-NON_DIGIT_BANK = 5000  # synthetic non-digits rendered once per run (~1 ms each); batches sample and distort them
+NON_DIGIT_BANK = 5000  # synthetic non-digits (or pairs) made once per run (1-3 ms each); batches sample and distort them
 
 positive = (lambda v: v >= 1, 'must be at least 1')
 not_negative = (lambda v: v >= 0, 'must be 0 or more')
@@ -116,6 +116,9 @@ class Config:
         'help': 'outlier exposure: add this many synthetic non-digits (scribbles, strokes, hatching; data.non_digits) '
                 'per digit to every training batch, trained towards the uniform distribution, so that a scribble '
                 'is not shown as a confident digit', 'valid': fraction})
+    pairs: float = field(default=0.0, metadata={'older_checkpoints': 0.0,
+        'help': 'outlier exposure as --non-digits, with two training digits written touching or overlapping '
+                '(data.joined_pairs): so that two digits of a number are not read as one', 'valid': fraction})
     preset: str = field(default=None, metadata={'help': 'a named recipe (flags given as well override it): '
                                                 + ', '.join(f'{k} {v}' for k, v in PRESETS.items() if v),
                                                 'choices': tuple(PRESETS)})
@@ -124,8 +127,10 @@ class Config:
         'help': 'where checkpoints and the history CSV go (the app and predict.py look there)'})
     val_size: int = field(default=5000, metadata={'help': 'training images held out for model selection',
                                                   'valid': not_negative})
-    select_on: str = field(default='val', metadata={'help': 'split that picks the best checkpoint (test: as the original did)',
-                                                    'choices': ('val', 'test')})
+    select_on: str = field(default='val', metadata={
+        'help': "split that picks the best checkpoint (test: as the original did; last: the final epoch's weights, "
+                'named by their validation accuracy, for a fine-tune whose aim validation does not measure)',
+        'choices': ('val', 'test', 'last')})
     train_subset: int = field(default=0, metadata={'help': 'train on only this many images (0: all)', 'valid': not_negative})
     resume: str = field(default=None, metadata={'help': 'checkpoint to continue from, e.g. model_checkpoints/last.pth',
                                                 'resumable': True})
@@ -206,7 +211,7 @@ def check_config(config):
                 takers = [name for name, model in nn.MODELS.items() if f.name in inspect.signature(model).parameters]
                 problems.append(f'{config.model} takes no {flag(f.name)}: use --model {" or ".join(takers)} '
                                 f'or {flag(f.name)} {shown(f.default)}')
-    if config.select_on == 'val' and config.val_size == 0:
+    if config.select_on in ('val', 'last') and config.val_size == 0:
         problems.append('--val-size 0 leaves nothing to select on: use --select-on test')
     if problems:
         raise ValueError('; '.join(problems))
@@ -296,7 +301,7 @@ class Run:
     start_epoch: int = 1
     written_best: Path = None  # the best file this process wrote in this run's folder: the only one it may delete
     resume_from: str = None    # the latest checkpoint to continue from
-    non_digits: torch.Tensor = None  # the bank of synthetic non-digits batches draw from (--non-digits)
+    outliers: list = field(default_factory=list)  # (bank, share) pairs: --non-digits and --pairs images batches draw from
 
     def __post_init__(self):
         self.criterion = nn.CrossEntropyLoss(self.config.label_smoothing)
@@ -350,18 +355,19 @@ def train_epoch(run, images, labels, epoch=1):
 def training_batch(run, x, y):
     """The images and targets one step trains on. With config.styles a share of some digits is redrawn in
     other styles (data.add_styles), then with config.augment the batch is distorted by data.augment (loss and
-    accuracy are then those of the distorted images). With config.non_digits the batch gets
-    round(non_digits * batch) images of run.non_digits, distorted, with target -1 (the uniform distribution),
+    accuracy are then those of the distorted images). For each bank of run.outliers (--non-digits, --pairs)
+    the batch gets round(share * batch) of its images, distorted, with target -1 (the uniform distribution),
     after the digits."""
     if run.config.styles:
         x = add_styles(x, y, run.config.styles)
     if run.config.augment:
         x = augment(x)
-    extra = round(run.config.non_digits * len(y))
-    if not extra:
-        return x, y
-    picked = torch.randint(len(run.non_digits), (extra,), device=y.device)
-    return torch.cat([x, augment(run.non_digits.index_select(0, picked))]), torch.cat([y, y.new_full((extra,), -1)])
+    images, targets = [x], [y]
+    for bank, share in run.outliers:
+        picked = torch.randint(len(bank), (round(share * len(y)),), device=y.device)
+        images.append(augment(bank.index_select(0, picked)))
+        targets.append(y.new_full((len(picked),), -1))
+    return torch.cat(images), torch.cat(targets)
 
 
 def check_loss(loss, step, desc, lr, bar):
@@ -514,7 +520,7 @@ def prepare(splits, config, device):
 
 
 def start(config, saved, device, train_images):
-    """A new run, or the resumed one where its checkpoint stopped."""
+    """A new run, or the resumed one where its checkpoint stopped; `train_images` are the split's images."""
     torch.manual_seed(config.seed)
     model = nn.build_model(config.model, **model_options(config)).to(device)
     if config.init_from and not saved:  # a new run; `initial` took the architecture from the checkpoint
@@ -525,12 +531,8 @@ def start(config, saved, device, train_images):
                                 f'it was saved by another version of the project') from None
         print(f'Starting a new run from the weights of {config.init_from}')
     run = Run(config, model, nn.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
-              math.ceil(train_images / config.batch_size))
-    if config.non_digits:  # the same bank for a run and its resumption: its own seeded generator
-        tic = time.perf_counter()
-        run.non_digits = non_digits(NON_DIGIT_BANK, torch.Generator().manual_seed(config.seed)).to(device)
-        print(f'Rendered {NON_DIGIT_BANK:,} synthetic non-digits in {time.perf_counter() - tic:.1f}s; each batch '
-              f'adds {config.non_digits:g} of its size of them, with the uniform distribution as target')
+              math.ceil(len(train_images) / config.batch_size))
+    run.outliers = outlier_banks(config, train_images, device)
     if config.dry_run:
         run.start_epoch, config.epochs = 1, 1
     if saved:
@@ -551,6 +553,23 @@ def start(config, saved, device, train_images):
     return run
 
 
+def outlier_banks(config, train_images, device):
+    """The (bank, share) pairs of --non-digits and --pairs: the same banks for a run and its resumption,
+    each from its own seeded generator."""
+    makers = {'non_digits': ('synthetic non-digits', lambda generator: non_digits(NON_DIGIT_BANK, generator)),
+              'pairs': ('pairs of training digits',
+                        lambda generator: joined_pairs(train_images, NON_DIGIT_BANK, generator))}
+    banks = []
+    for name, (what, make) in makers.items():
+        share = getattr(config, name)
+        if share:
+            tic = time.perf_counter()
+            banks.append((make(torch.Generator().manual_seed(config.seed)).to(device), share))
+            print(f'Made {NON_DIGIT_BANK:,} {what} in {time.perf_counter() - tic:.1f}s; each batch adds {share:g} '
+                  f'of its size of them, with the uniform distribution as target')
+    return banks
+
+
 def adopt_best(run):
     """A run resumed into another folder copies its best checkpoint there (the copy is this run's file):
     its checkpoints then name files in their own folder only, and the original is never rewritten."""
@@ -564,19 +583,25 @@ def adopt_best(run):
     run.best['path'] = run.written_best = copy
 
 
+def selected_split(config):
+    """The split whose accuracy names and (unless --select-on last) picks the best checkpoint."""
+    return 'val' if config.select_on == 'last' else config.select_on
+
+
 def better(run, row):
-    """Whether the epoch's accuracy is a new best: above the best so far and, in a run long enough to be
-    judged (JUDGE_AFTER steps in all), above chance (CHANCE_ACC): a collapsed model is never kept as a best,
-    which predict could then take as the default model."""
-    accuracy = row[f'{run.config.select_on}_acc']
+    """Whether the epoch is a new best: its accuracy above the best so far (any epoch, with --select-on
+    last) and, in a run long enough to be judged (JUDGE_AFTER steps in all), above chance (CHANCE_ACC): a
+    collapsed model is never kept as a best, which predict could then take as the default model."""
+    accuracy = row[f'{selected_split(run.config)}_acc']
     judged = run.config.epochs * run.steps_per_epoch >= JUDGE_AFTER
-    return accuracy > run.best['accuracy'] and not (judged and accuracy < CHANCE_ACC)
+    newer = accuracy > run.best['accuracy'] or run.config.select_on == 'last'
+    return newer and not (judged and accuracy < CHANCE_ACC)
 
 
 def keep(run, row, epoch, improved):
     """Save the epoch: a new best file when it improved (then delete the previous best, but only
     one this process wrote), last.pth, and the history CSV."""
-    folder, accuracy = Path(run.config.checkpoint_dir), row[f'{run.config.select_on}_acc']
+    folder, accuracy = Path(run.config.checkpoint_dir), row[f'{selected_split(run.config)}_acc']
     if improved:
         path = folder / best_checkpoint_name(epoch, accuracy)
         run.best = {'epoch': epoch, 'accuracy': accuracy, 'path': path}
@@ -631,7 +656,7 @@ def train(config=None, data=None, callback=None, **options):
     device = resolve_device(config.device)
     with nullcontext() if config.dry_run else checkpoint.locked(config.checkpoint_dir):  # before data: fail fast
         splits = prepare(data if data is not None else load_splits(config.data_dir, config.val_size), config, device)
-        run = start(config, saved, device, len(splits['train'][1]))
+        run = start(config, saved, device, splits['train'][0])
         left = config.epochs - run.start_epoch + 1
         if left > 0:  # else start() said there is nothing left to train
             span = f'{config.epochs} epochs' if left == config.epochs else f'the last {left} of {config.epochs} epochs'
@@ -663,8 +688,9 @@ def finish(run, splits, seconds):
         return {'history': history, 'best_checkpoint': None, 'test': evaluate(run.model, *splits['test'])}
     path = best['path']
     if path is None:
-        last = run.history[-1][f'{run.config.select_on}_acc'] if run.history else math.nan
-        raise TrainingError(f'training failed: no epoch did better than guessing ({run.config.select_on} accuracy '
+        split = selected_split(run.config)
+        last = run.history[-1][f'{split}_acc'] if run.history else math.nan
+        raise TrainingError(f'training failed: no epoch did better than guessing ({split} accuracy '
                             f'{last:.1%} in the last), so no best model was saved; lower the learning rate '
                             f'(--lr {run.config.lr:g}) or check the labels')
     missing = not path.is_file()
@@ -680,7 +706,7 @@ def finish(run, splits, seconds):
         path, temperature = calibrate(path, saved, model, splits['val'], Path(run.config.checkpoint_dir))
     test = evaluate(model, *splits['test'], temperature=temperature)
     print(f'Finished in {seconds:.1f}s. Best checkpoint: {path} (epoch {best["epoch"]}, '
-          f'{run.config.select_on} accuracy {best["accuracy"]:.4f}); test accuracy {test.accuracy:.4f}')
+          f'{selected_split(run.config)} accuracy {best["accuracy"]:.4f}); test accuracy {test.accuracy:.4f}')
     return {'history': history, 'best_checkpoint': path, 'test': test}
 
 

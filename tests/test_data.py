@@ -407,3 +407,15 @@ def test_non_digits_are_seeded_inked_drawings_in_range():
     assert (torch.maximum(span(rows), span(cols)) >= 17).all()  # the longer side fills the 20x20 box
     assert torch.equal(images, data.non_digits(40, torch.Generator().manual_seed(1)))
     assert not torch.equal(images, data.non_digits(40, torch.Generator().manual_seed(2)))
+
+
+def test_joined_pairs_are_two_digits_side_by_side_in_one_box():
+    """Two 1s (upright bars) written as a pair are two bars with background between them, never one thick
+    bar, normalised like MNIST; seeded like `non_digits`."""
+    one = torch.full((1, 1, 28, 28), -1.0)
+    one[0, 0, 4:24, 13:16] = 1.0
+    pairs = data.joined_pairs(one.repeat(3, 1, 1, 1), 20, torch.Generator().manual_seed(1))
+    assert pairs.shape == (20, 1, 28, 28) and pairs.min() == -1 and pairs.max() <= 1
+    columns = (pairs[:, 0] > 0).any(1).int()
+    assert ((columns.diff(dim=1) == 1).sum(1) == 2).all(), 'not two bars apart'
+    assert torch.equal(pairs, data.joined_pairs(one.repeat(3, 1, 1, 1), 20, torch.Generator().manual_seed(1)))

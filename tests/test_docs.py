@@ -5,6 +5,7 @@ matches its source does, with the page, the stated value and the measured one.
 Fast: the shipped checkpoints, their histories and training_plots/experiments.csv. Slow: re-measuring
 what `evaluate.py --drawn`, `--calibration` and `--numbers` print."""
 import contextlib
+import dataclasses
 import functools
 import io
 import re
@@ -92,14 +93,24 @@ def test_the_readme_names_the_default_model():
 @pytest.mark.parametrize('row', shipped_rows(), ids=lambda row: checkpoint_in(row['model'])[0])
 def test_the_readme_table_states_each_checkpoints_record(row):
     """MNIST test: the checkpoint's recorded test accuracy; training time: the sum of its history's epoch
-    times, in minutes; command: the recipe recorded in the checkpoint."""
+    times, in minutes (then, for a fine-tuned model, its base run's, from NAME_base_history.csv); command: the
+    recipe recorded in the checkpoint (the last command; a fine-tune starts from the first one's checkpoint)."""
     name, saved = checkpoint_in(row['model'])
     assert percents(row['MNIST test']) == [pct(saved['metrics']['test_acc'])], name
     history = pd.read_csv(SHIPPED_DIR / f'{name}_history.csv')
     assert history['test_acc'][saved['epoch'] - 1] == pytest.approx(saved['metrics']['test_acc'])  # the CSV is this run's
-    minutes = round(history['epoch_time'].sum() / 60)
-    assert re.findall(r'(\d+) min', row['training time']) == [str(minutes)], f'{name}: the history says {minutes} min'
-    config, recorded = command_config(row['command']), saved['config']
+    recorded, *commands = saved['config'], *re.findall(r'`(python train\.py [^`]*)`', row['command'])
+    base_csv = SHIPPED_DIR / f'{name}_base_history.csv'
+    histories = [history] + ([pd.read_csv(base_csv)] if recorded.get('init_from') else [])
+    minutes = [str(round(h['epoch_time'].sum() / 60)) for h in histories]
+    assert re.findall(r'(\d+) min', row['training time']) == minutes, f'{name}: the histories say {minutes} min'
+    assert len(commands) == len(histories), f'{name}: a fine-tuned model needs its base command first'
+    config = command_config(commands[-1])
+    if recorded.get('init_from'):  # the architecture is the base's: its command sets it
+        base = command_config(commands[0])
+        assert Path(recorded['init_from']).parent == Path(base.checkpoint_dir), name
+        config = dataclasses.replace(config, **{f.name: getattr(base, f.name) for f in dataclasses.fields(base)
+                                                if f.name == 'model' or f.metadata.get('model_option')})
     differ = {key: (getattr(config, key), value) for key, value in recorded.items()
               if key not in NOT_RECIPE and hasattr(config, key) and getattr(config, key) != value}
     assert not differ, f'{name}: the command gives (command, checkpoint) {differ}'
@@ -322,7 +333,8 @@ def test_python_examples_run(path, monkeypatch):
     if path == README:  # the library in ten lines
         assert '(first_layer): Linear(in_features=784, out_features=256' in printed_, printed_
     elif path.name == 'numbers.md':  # a 1 and a 2, as the comment beside the print says
-        assert printed_.startswith('12 >99.9% sure\n[[0], [1]] '), printed_
+        said = re.search(r'reading\.verdict\)\s+# (.+)$', '\n'.join(blocks), re.M)[1]
+        assert said.startswith('12 ') and printed_.startswith(f'{said}\n[[0], [1]] '), printed_
     else:  # docs/sample_digit.png is a 3
         assert re.search(r'^3 \([<>]?\d+\.\d%, sure\)$', printed_, re.M), printed_
 

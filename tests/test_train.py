@@ -87,6 +87,21 @@ def test_a_best_checkpoint_that_was_already_there_is_never_removed(tmp_path, qui
     assert kept.exists() and len(list(tmp_path.glob('best_model_*.pth'))) == 2
 
 
+def test_select_on_last_keeps_the_final_epoch_named_by_its_validation_accuracy(tmp_path, quick):
+    """A run whose validation accuracy falls in its last epoch: --select-on val keeps an earlier epoch,
+    --select-on last the final one (one best file, named and calibrated as any best)."""
+    options = dict(quick, schedule='constant', lr=0.02, epochs=3, seed=1)
+    by_val = train.train(checkpoint_dir=tmp_path / 'val', **options)
+    accuracy = by_val['history']['val_acc']
+    assert accuracy.iloc[-1] < accuracy.max(), 'the test needs a run whose last epoch is not its best'
+    last = train.train(checkpoint_dir=tmp_path / 'last', select_on='last', **options)
+    assert last['history'].drop(columns='epoch_time').equals(by_val['history'].drop(columns='epoch_time'))
+    assert checkpoint.load(by_val['best_checkpoint'])['epoch'] < 3
+    kept = [p.name for p in (tmp_path / 'last').glob('best_model_*.pth')]
+    assert kept == [train.best_checkpoint_name(3, accuracy.iloc[-1])]
+    assert 'calibration' in checkpoint.load(last['best_checkpoint'])
+
+
 def test_nan_loss_stops_with_a_clear_message(tmp_path, quick):
     images, labels = quick['data']['train']
     images = images[:QUICK['train_subset']].clone()
@@ -238,13 +253,15 @@ def test_resuming_a_checkpoint_without_config_or_optimizer_entries_is_a_clear_er
     (['--device', 'cuda:99'], 'error: --device cuda:99: no such device here; this machine has cpu'),
     (['--styles', '1.5'], 'error: --styles 1.5: must be in [0, 1] and finite'),
     (['--non-digits', '1'], 'error: --non-digits 1.0: must be in [0, 1) and finite'),
+    (['--pairs', '-0.1'], 'error: --pairs -0.1: must be in [0, 1) and finite'),
+    (['--select-on', 'last', '--val-size', '0'], 'error: --val-size 0 leaves nothing to select on: use --select-on test'),
     (['--model', 'CNN', '--channels', '16'], 'error: --channels 16: must be two whole numbers of at least 1, e.g. 16,32'),
     (['--model', 'CNN', '--channels', '16,x'], 'error: --channels 16,x: must be two whole numbers of at least 1'),
     (['--model', 'CNN', '--channels', '0,8'], 'error: --channels 0,8: must be two whole numbers of at least 1'),
     (['--channels', '16,32'], 'error: Net takes no --channels: use --model CNN or --channels 32,64'),
     (['--model', 'CNN', '--hidden', '0'], 'error: --hidden 0: must be at least 1'),
 ], ids=['lr-nan', 'lr-inf', 'negative-subset', 'init', 'dropout-on-net', 'device-nonsense', 'device-absent',
-        'styles', 'non-digits', 'channels-one', 'channels-text', 'channels-zero', 'channels-on-net', 'hidden'])
+        'styles', 'non-digits', 'pairs', 'select-last-without-val', 'channels-one', 'channels-text', 'channels-zero', 'channels-on-net', 'hidden'])
 def test_bad_options_are_named_before_any_work(tmp_path, capsys, args, message):
     assert train.main([*args, '--data-dir', str(tmp_path / 'no-data'), '--checkpoint-dir', str(tmp_path / 'ck')]) == 1
     out, err = capsys.readouterr()
@@ -483,21 +500,24 @@ def test_styles_redraw_some_training_digits_and_are_recorded(tmp_path, quick, mo
     assert checkpoint.load(result['best_checkpoint'])['config']['styles'] == 0.3
 
 
-def test_non_digits_train_record_the_option_and_resume_exactly(tmp_path, quick, monkeypatch, capsys):
-    """--non-digits adds synthetic non-digits with the uniform target to every batch (the mixed loss is then
-    above a plain run's), is recorded in the checkpoint, and a run stopped and resumed is the uninterrupted one."""
+@pytest.mark.parametrize('option, made', [('non_digits', 'synthetic non-digits'),
+                                          ('pairs', 'pairs of training digits')])
+def test_outliers_train_record_the_option_and_resume_exactly(tmp_path, quick, monkeypatch, capsys, option, made):
+    """--non-digits and --pairs add their images with the uniform target to every batch (the mixed loss is
+    then above a plain run's), are recorded in the checkpoint, and a run stopped and resumed is the
+    uninterrupted one."""
     monkeypatch.setattr(train, 'NON_DIGIT_BANK', 200)  # a small bank keeps the test quick
-    options = dict(quick, non_digits=0.25, epochs=2)
+    options = dict(quick, epochs=2, **{option: 0.25})
     full = train.train(checkpoint_dir=tmp_path / 'full', **options)
-    assert 'Rendered 200 synthetic non-digits' in capsys.readouterr().out
-    assert checkpoint.load(tmp_path / 'full' / 'last.pth')['config']['non_digits'] == 0.25
+    assert f'Made 200 {made}' in capsys.readouterr().out
+    assert checkpoint.load(tmp_path / 'full' / 'last.pth')['config'][option] == 0.25
     train_interrupted(2, checkpoint_dir=tmp_path / 'split', **options)
     resumed = train.train(checkpoint_dir=tmp_path / 'split', resume=str(tmp_path / 'split' / 'last.pth'),
-                          **{k: v for k, v in options.items() if k != 'non_digits'})
+                          **{k: v for k, v in options.items() if k != option})
     a, b = (checkpoint.load(tmp_path / run / 'last.pth')['model'] for run in ('full', 'split'))
     assert all(torch.equal(a[k], b[k]) for k in a)
     columns = ['train_loss', 'train_acc', 'val_acc']
     assert full['history'][columns].equals(resumed['history'][columns])
-    plain = train.train(checkpoint_dir=tmp_path / 'plain', **dict(options, non_digits=0.0))['history']
+    plain = train.train(checkpoint_dir=tmp_path / 'plain', **dict(options, **{option: 0.0}))['history']
     assert (full['history']['train_loss'] > plain['train_loss']).all()
     assert full['history']['train_acc'].iloc[-1] > 0.8  # of the digits: of all rows, it could not pass 1 / 1.25
