@@ -39,7 +39,7 @@ FRAME = 2             # pixels of background `augment` puts around an image befo
 PAIR_MARGIN = 4       # pixels of background `joined_pairs` leaves around a pair before normalising it
 PAIR_APART = 0.3      # of its height: the least distance between the left edges of a pair's two digits
 MNIST_STROKE = 2.5    # pixels: about the width of an MNIST digit's strokes in its 20-pixel box
-INK = 30              # of 255: what `ink_crop` counts as ink
+INK = 30              # of 255: what `joined_pairs` crops a digit to
 
 
 class DataError(Exception):
@@ -395,9 +395,11 @@ def joined_pairs(images, n, generator=None):
     `generator` drives a numpy rng, as in `non_digits`. About 3 ms a drawing: build a bank once per run."""
     rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=generator)))
     digits = images[:, 0].add(1).mul(127.5).cpu().numpy()  # back to 0..255 ink on black
+    boxes = torch.stack(ink_box(images, INK / 127.5 - 1)).int().T.tolist()  # (left, top, right, bottom)
+    crop = lambda j: digits[j][boxes[j][1]:boxes[j][3] + 1, boxes[j][0]:boxes[j][2] + 1]
     drawn = np.empty((n, 28, 28), dtype=np.uint8)
     for i in range(n):
-        left, right = (ink_crop(digits[j]) for j in rng.integers(len(digits), size=2))
+        left, right = (crop(j) for j in rng.integers(len(digits), size=2))
         height = max(left.shape[0], right.shape[0]) + 1
         offset = max(left.shape[1] + round(rng.uniform(-0.35, 0.05) * min(left.shape[1], right.shape[1])),
                      round(PAIR_APART * height))
@@ -409,12 +411,6 @@ def joined_pairs(images, n, generator=None):
         thicken = 1 + round(MNIST_STROKE * (max(canvas.shape) / BOX - 1))  # keep MNIST's stroke width once shrunk
         drawn[i] = to_mnist(ndimage.grey_dilation(canvas, size=thicken).astype(np.uint8))
     return normalize(torch.from_numpy(drawn))
-
-
-def ink_crop(digit):
-    """A 28x28 digit cropped to its ink."""
-    rows, cols = np.flatnonzero(digit.max(1) > INK), np.flatnonzero(digit.max(0) > INK)
-    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def random_walk(rng, steps, step, turn, start):
