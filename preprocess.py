@@ -167,7 +167,7 @@ def to_mnist(image):
     floor = NOISE_FLOOR * ink.max()
     ink = np.clip(ink - floor, 0, None) * (255 / (ink.max() - floor))
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    ink = thinned(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    ink = restroked(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
     height, width = ink.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -175,16 +175,29 @@ def to_mnist(image):
     return centred(np.clip(box, 0, 255))
 
 
-def thinned(ink):
-    """Cropped ink whose strokes would be thicker than STROKE_WIDTH in MNIST's box, eroded towards it
-    (a minimum filter, at SUPERSAMPLE x the box so that the cost is bounded), and cropped again: a small
-    digit written with a thick pen opens the loops it has not quite filled. The stroke width is the ink's
-    area over half its outline; thin ink is returned as it is."""
+def box_stroke_width(ink):
+    """The width of cropped ink's strokes once its longer side is scaled to MNIST's 20-px box: the ink's
+    area over half its outline, in pixels of 28."""
     mask = Image.fromarray(np.where(ink > 127, 255, 0).astype(np.uint8))
     outline = np.count_nonzero(np.asarray(mask) > np.asarray(mask.filter(ImageFilter.MinFilter(3))))
-    excess = 2 * np.count_nonzero(np.asarray(mask)) / max(outline, 1) * BOX / max(ink.shape) - STROKE_WIDTH
-    if excess < 1:  # less than a pixel of 28 too thick
-        return ink
+    return 2 * np.count_nonzero(np.asarray(mask)) / max(outline, 1) * BOX / max(ink.shape)
+
+
+def restroked(ink):
+    """Cropped ink whose strokes are more than a pixel of 28 off STROKE_WIDTH at MNIST's scale, brought to
+    it (`thinned`, `thickened`); ink as thick as MNIST's is returned as it is."""
+    width = box_stroke_width(ink)
+    if width >= STROKE_WIDTH + 1:
+        return thinned(ink, width - STROKE_WIDTH)
+    if width <= STROKE_WIDTH - 1:
+        return thickened(ink, STROKE_WIDTH - width)
+    return ink
+
+
+def thinned(ink, excess):
+    """Ink eroded by `excess` pixels of 28 (a minimum filter, at SUPERSAMPLE x the box so that the cost is
+    bounded), and cropped again: a small digit written with a thick pen opens the loops it has not quite
+    filled."""
     scale = BOX * SUPERSAMPLE / max(ink.shape)
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
     large = Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS)
@@ -195,6 +208,19 @@ def thinned(ink):
         return ink
     rows, cols = np.flatnonzero(eroded.max(1) > 0), np.flatnonzero(eroded.max(0) > 0)
     return np.clip(eroded[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], 0, None)
+
+
+def thickened(ink, shortfall):
+    """Ink dilated by `shortfall` pixels of 28, at SUPERSAMPLE x the box: a fine pen's lines, which shrinking
+    into the box would leave faint hairlines, as thick as MNIST's. Shrunk to that size by the maximum of each
+    block of pixels, so that no line fades on the way."""
+    block = max(1, max(ink.shape) // (BOX * SUPERSAMPLE))
+    rows, cols = -(-ink.shape[0] // block) * block, -(-ink.shape[1] // block) * block
+    padded = np.pad(ink, ((0, rows - ink.shape[0]), (0, cols - ink.shape[1])))
+    large = Image.fromarray(padded.reshape(rows // block, block, cols // block, block).max((1, 3)).astype(np.float32), 'F')
+    for _ in range(round(shortfall * max(large.size) / BOX / 2)):  # 3x3 maximum r times, as in `thinned`
+        large = large.filter(ImageFilter.MaxFilter(3))
+    return np.asarray(large)
 
 
 def centred(box):
