@@ -134,6 +134,15 @@ def test_a_picture_of_a_number(model):
     assert [round(box[0] / 120) for box in reading.boxes] == [0, 1, 2, 3]
 
 
+def test_a_fine_pen_on_paper_is_read(model):
+    """A photo of a note: dark lines 2 px wide on grey paper, digits 165 px tall (each shrinks into a 20-px
+    box, where its lines would be hairlines but for preprocess.thickened)."""
+    strokes = [[(1.5 * x, 1.5 * y) for x, y in stroke] for stroke in written([2, 0, 2, 6], step=120)]
+    paper = 200 - 0.6 * np.asarray(preprocess.draw_strokes(strokes, 2, (930, 420)), dtype=np.float64)
+    reading = model.read(paper.astype(np.uint8))
+    assert reading.number == '2026' and reading.verdict == predict.SURE
+
+
 def test_a_picture_of_touching_digits_is_cut(model):
     picture = preprocess.draw_strokes(written([1, 2], step=75), 20, (400, 280))
     assert model.read(picture).number == '12'
