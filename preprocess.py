@@ -151,10 +151,11 @@ def to_mnist(image):
 
     Grayscale; a light background (judged by the median of the border pixels) is inverted and
     the background level subtracted, so ink on grey paper becomes ink on black; the ink is
-    stretched to 255, cropped to its bounding box, thinned if its strokes are too thick for its
-    size (`thinned`), its longer side scaled to 20 px keeping the aspect ratio (anti-aliased),
-    and pasted into 28x28 so that its intensity-weighted centre of mass lies where MNIST's does. An image that is already 28x28 is taken as an MNIST image:
-    only inverted if its background is light, never cropped or moved.
+    stretched to 255, cropped to its bounding box, its strokes thinned or thickened towards MNIST's
+    width at its size (`restroked`), its longer side scaled to 20 px keeping the aspect ratio
+    (anti-aliased), and pasted into 28x28 so that its intensity-weighted centre of mass lies where
+    MNIST's does. An image that is already 28x28 is taken as an MNIST image: only inverted if its
+    background is light, never cropped or moved.
     Raises BlankImageError if there is no ink."""
     gray, background = light_on_dark(grayscale(open_image(image)))
     ink = np.clip(gray - background, 0, None)
@@ -211,9 +212,9 @@ def thinned(ink, excess):
 
 
 def thickened(ink, shortfall):
-    """Ink dilated by `shortfall` pixels of 28, at SUPERSAMPLE x the box: a fine pen's lines, which shrinking
-    into the box would leave faint hairlines, as thick as MNIST's. Shrunk to that size by the maximum of each
-    block of pixels, so that no line fades on the way."""
+    """Ink dilated by `shortfall` pixels of 28: a fine pen's lines, which shrinking into the box would leave
+    faint hairlines, as thick as MNIST's. First shrunk to between SUPERSAMPLE and twice that times the box
+    (if larger) by the maximum of each block of pixels, so that no line fades and the cost is bounded."""
     block = max(1, max(ink.shape) // (BOX * SUPERSAMPLE))
     rows, cols = -(-ink.shape[0] // block) * block, -(-ink.shape[1] // block) * block
     padded = np.pad(ink, ((0, rows - ink.shape[0]), (0, cols - ink.shape[1])))
