@@ -499,8 +499,8 @@ class DigitApp:
                       for p in reading.digits if p.verdict != SURE]
             self.put(shown, f'{shown}: {", ".join(doubts)}\nthe number {percent(reading.confidence)} likely',
                      f'unsure {shown}', style='Digit.TLabel', colour=MUTED)
-        position = reading.digits.index(weakest) + 1
-        self.chart_heading.configure(text=f'PROBABILITIES, DIGIT {position} (THE LEAST SURE)')
+        position = ordinal(reading.digits.index(weakest) + 1).upper()
+        self.chart_heading.configure(text=f'PROBABILITIES, {position} DIGIT (THE LEAST SURE)')
         sure = weakest.verdict == SURE
         self.show_chart(weakest, {weakest.digit: ACCENT} if sure else {weakest.digit: PALE_ACCENT,
                                                                       weakest.runner_up: PALE_ACCENT})
@@ -544,6 +544,11 @@ def digit_text(prediction):
     if prediction.verdict == UNSURE:
         return f'{prediction.digit} or {prediction.runner_up}?'
     return '?'
+
+
+def ordinal(n):
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st: which digit of a number, not a digit's value."""
+    return f'{n}{"th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")}'
 
 
 def main(argv=None):

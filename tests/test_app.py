@@ -399,6 +399,17 @@ def test_wrong_it_was_saves_each_digit_of_a_number(window, tmp_path):
     assert window.status.cget('text').startswith('This drawing is saved already')
 
 
+def test_the_chart_names_which_digit_of_a_number_it_shows(window):
+    """The least sure digit's place in the number ("2ND DIGIT"), never a bare number a reader takes for a digit."""
+    from test_mnist_tkinter import ordinal
+    draw_in(window, written('2026'))
+    settled(window)
+    weakest = min(range(4), key=lambda i: window.reading.digits[i].confidence)
+    assert window.chart_heading.cget('text') == f'PROBABILITIES, {ordinal(weakest + 1).upper()} DIGIT (THE LEAST SURE)'
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101)] == \
+        ['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '101st']
+
+
 def test_status_messages_go_with_the_next_stroke_and_a_stroke_off_the_area_is_reported(window):
     window.teach_button.invoke()
     assert window.status.cget('text').startswith('Draw a digit or a number first')
