@@ -183,6 +183,7 @@ def test_to_mnist_thins_a_thick_pen_on_a_small_digit():
 
 
 def cropped(image):
+    """An image's ink cropped to its bounding box, as floats (what preprocess.restroked takes)."""
     ink = np.asarray(image, dtype=np.float64)
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
@@ -198,7 +199,7 @@ def test_to_mnist_thickens_a_fine_pen_to_mnist_strokes(brush):
 
 
 def test_fine_pen_pictures_are_read(model, drawn):
-    """The dev half drawn with a 2-px pen on the 182-px digits, read as picture files are."""
+    """The dev half drawn with a 2-px pen, 182 px on the longer side, read as picture files are."""
     predictions = evaluate.read_drawn(model, drawn['dev'], 'image', brush=2)
     assert metrics.evaluation_of(predictions, [d['label'] for d in drawn['dev']]).accuracy >= 0.97
 
