@@ -322,10 +322,10 @@ def compose_numbers(digits, count, seed=0, ink=0):
     return numbers
 
 
-def pen(pipeline):
-    """The width (px) of what a pipeline reads: the strokes' lines, or the app's brush in a picture. Gaps
-    between digits are drawn between that ink, as a writer spaces what they see."""
-    return 0 if pipeline == 'strokes' else preprocess.BRUSH[2]
+def pen(pipeline, brush=None):
+    """The width (px) of what a pipeline reads: the strokes' lines, or a picture's `brush` (default the app's).
+    Gaps between digits are drawn between that ink, as a writer spaces what they see."""
+    return 0 if pipeline == 'strokes' else brush or preprocess.BRUSH[2]
 
 
 def neighbours_touch(digit_strokes, width):
@@ -346,18 +346,19 @@ def number_canvas(strokes, brush=None):
     return preprocess.draw_strokes(strokes, brush or preprocess.BRUSH[2], canvas_size(strokes))
 
 
-def read_number(model, digit_strokes, pipeline):
-    """The Reading of a composed number through its strokes or, drawn with the app's brush, its picture."""
+def read_number(model, digit_strokes, pipeline, brush=None):
+    """The Reading of a composed number through its strokes or, drawn with `brush` (default the app's), its
+    picture."""
     strokes = [stroke for strokes in digit_strokes for stroke in strokes]
-    return model.read(strokes if pipeline == 'strokes' else number_canvas(strokes))
+    return model.read(strokes if pipeline == 'strokes' else number_canvas(strokes, brush))
 
 
-def one_by_one(model, digit_strokes, pipeline):
+def one_by_one(model, digit_strokes, pipeline, brush=None):
     """The digits of a composed number each read alone, as --drawn reads a digit: their predicted digits."""
     if pipeline == 'strokes':
         predictions = model.classify([preprocess.strokes_to_mnist(strokes) for strokes in digit_strokes])
     else:
-        predictions = model.predict_batch([number_canvas(strokes) for strokes in digit_strokes])
+        predictions = model.predict_batch([number_canvas(strokes, brush) for strokes in digit_strokes])
     return ''.join(str(p.digit) for p in predictions)
 
 
@@ -372,14 +373,14 @@ class NumberRow(NamedTuple):
     touching: list        # for each neighbouring pair of digits, whether their ink touches
 
 
-def numbers_rows(model, numbers, pipeline):
-    """A NumberRow for each composed number read through `pipeline`."""
+def numbers_rows(model, numbers, pipeline, brush=None):
+    """A NumberRow for each composed number read through `pipeline` (a picture drawn with `brush`)."""
     rows = []
     for label, digit_strokes in numbers:
-        reading = read_number(model, digit_strokes, pipeline)
+        reading = read_number(model, digit_strokes, pipeline, brush)
         rows.append(NumberRow(len(label), len(reading.number) == len(label), reading.number == label,
-                              one_by_one(model, digit_strokes, pipeline) == label, reading.verdict,
-                              reading.confidence, neighbours_touch(digit_strokes, pen(pipeline))))
+                              one_by_one(model, digit_strokes, pipeline, brush) == label, reading.verdict,
+                              reading.confidence, neighbours_touch(digit_strokes, pen(pipeline, brush))))
     return rows
 
 
@@ -420,17 +421,19 @@ def reading_time(model, digits, repeats=15, seed=1):
     return times
 
 
-def numbers_report(model, halves, count=100, seed=0):
+def numbers_report(model, halves, count=100, seed=0, brush=None):
     """What --numbers prints: for each half, numbers of 2-6 digits composed from one writer's own digits
-    (`compose_numbers`), read through the strokes and through the brushed picture."""
+    (`compose_numbers`), read through the strokes and through the picture drawn with `brush` (default the
+    app's)."""
+    drawn_with = f'a {brush}-px pen' if brush else f'the app\'s {pen("image")}-px brush'
     print(f'numbers: {count} of each length {NUMBER_LENGTHS.start}-{NUMBER_LENGTHS.stop - 1} per half, '
           f'seed {seed}, digits {NUMBER_HEIGHT} px high, gaps between their ink {GAP[0]:g} +- {GAP[1]:g} of the '
-          f'height (at least {GAP[2]:g}): strokes of lines, pictures drawn with the app\'s {pen("image")}-px brush')
+          f'height (at least {GAP[2]:g}): strokes of lines, pictures drawn with {drawn_with}')
     for name, digits in halves.items():
         print(f'{name} (writers {"-".join(HALVES[name])}):')
         for pipeline in ('strokes', 'image'):
-            numbers = compose_numbers(digits, count, seed, ink=pen(pipeline))
-            print('\n'.join(numbers_lines(pipeline, numbers_rows(model, numbers, pipeline))))
+            numbers = compose_numbers(digits, count, seed, ink=pen(pipeline, brush))
+            print('\n'.join(numbers_lines(pipeline, numbers_rows(model, numbers, pipeline, brush))))
     times = reading_time(model, halves['dev'])
     print(f'reading a 6-digit number (median of 15, one thread): '
           + ', '.join(f'{pipeline} {ms:.0f} ms' for pipeline, ms in times.items()))
@@ -451,8 +454,9 @@ def parse_args(argv=None):
     parser.add_argument('--pipeline', choices=('strokes', 'image'), default='strokes',
                         help="strokes: the points redrawn at MNIST's scale, as the app reads (default); "
                              'image: the brushed canvas prepared like an image file')
-    parser.add_argument('--brush', type=int, help='brush diameter in canvas pixels for the image pipeline and '
-                                                  'the contact sheet (default: the app\'s, 20)')
+    parser.add_argument('--brush', type=int, help='brush diameter in canvas pixels for the image pipeline, the '
+                                                  'contact sheet and the pictures of --numbers (default: the '
+                                                  'app\'s, 20)')
     parser.add_argument('--size', type=int, default=DRAWN_SIZE,
                         help=f"each digit's longer side on the 280-px canvas, in pixels (default {DRAWN_SIZE})")
     parser.add_argument('--width', type=float, help='line width of the strokes pipeline, in pixels of 28 '
@@ -517,7 +521,7 @@ def main(argv=None):
         print(f'error: {where} ({e})', file=sys.stderr)
         return 1
     if args.numbers:
-        numbers_report(model, halves, args.numbers)
+        numbers_report(model, halves, args.numbers, brush=args.brush)
     if args.drawn is None:
         return 0
     readings = drawn_report(model, halves, args)

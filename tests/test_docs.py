@@ -273,15 +273,15 @@ def test_drawings_state_what_evaluate_calibration_prints(mnist):
         assert (*percents(stated['sure']), *percents(stated['unsure']), *percents(stated['not a digit'])) == shown, name
 
 
-def block_of(half):
-    """What `--numbers` prints for one half (and after it)."""
-    out = printed('--numbers')
+def block_of(half, *options):
+    """What `--numbers` (with `options`) prints for one half (and after it)."""
+    out = printed('--numbers', *options)
     return out[out.index(f'\n{half} (writers'):]
 
 
-def numbers_read(half, pipeline):
+def numbers_read(half, pipeline, *options):
     """Digit count, exact, one by one, shown sure, sure right and mean confidence that `--numbers` prints."""
-    block = block_of(half)
+    block = block_of(half, *options)
     return re.search(rf'\n  {pipeline} \([^)]*\): digit count (\d+\.\d)%, exact (\d+\.\d)% \(the digits one by '
                      rf'one: (\d+\.\d)%\); shown sure (\d+\.\d)%, of which (\d+\.\d)% right; mean confidence '
                      rf'(\d+\.\d)%', block).groups()
@@ -312,6 +312,10 @@ def test_numbers_state_what_evaluate_numbers_prints():
     assert stated == (apart[1], apart[2], touch[0], touch[1], touch[2])
     paragraph = README.read_text().split('Written numbers are read whole')[1].split('\n\n')[0]
     assert percents(paragraph) == [strokes[0], strokes[1], strokes[2], image[1]]
+    fine = page.split('A number written with a fine pen')[1].split('\n\n')[0]
+    brush = re.search(r'`python evaluate.py --numbers --brush (\d+)`', fine)[1]
+    exact, alone, sure, sure_right = (numbers_read('test', 'image', '--brush', brush)[i] for i in (1, 2, 3, 4))
+    assert percents(fine) == [f'{100 * int(brush) / evaluate.NUMBER_HEIGHT:.1f}', exact, alone, sure, sure_right]
 
 
 # ---------------------------------------------------------------- examples, links, files
