@@ -63,7 +63,7 @@ PRESETS = {  # the recipes behind the README's results; `--preset NAME` sets the
 }
 PRESETS['cnn-fast'] = {**PRESETS['cnn-best'], 'channels': (16, 32), 'epochs': 10, 'dropout': 0.0}  # about 2 min on a CPU
 EXTRA_SHARE = 0.1  # --extra-data's drawings, repeated, make up about this share of every epoch's images
-NON_DIGIT_BANK = 5000  # synthetic non-digits (or pairs) made once per run (1-3 ms each); batches sample and distort them
+OUTLIER_BANK = 5000  # images of each --non-digits and --pairs bank, made once per run (1-3 ms each); batches sample and distort them
 
 positive = (lambda v: v >= 1, 'must be at least 1')
 not_negative = (lambda v: v >= 0, 'must be 0 or more')
@@ -556,16 +556,16 @@ def start(config, saved, device, train_images):
 def outlier_banks(config, train_images, device):
     """The (bank, share) pairs of --non-digits and --pairs: the same banks for a run and its resumption,
     each from its own seeded generator."""
-    makers = {'non_digits': ('synthetic non-digits', lambda generator: non_digits(NON_DIGIT_BANK, generator)),
+    makers = {'non_digits': ('synthetic non-digits', lambda generator: non_digits(OUTLIER_BANK, generator)),
               'pairs': ('pairs of training digits',
-                        lambda generator: joined_pairs(train_images, NON_DIGIT_BANK, generator))}
+                        lambda generator: joined_pairs(train_images, OUTLIER_BANK, generator))}
     banks = []
     for name, (what, make) in makers.items():
         share = getattr(config, name)
         if share:
             tic = time.perf_counter()
             banks.append((make(torch.Generator().manual_seed(config.seed)).to(device), share))
-            print(f'Made {NON_DIGIT_BANK:,} {what} in {time.perf_counter() - tic:.1f}s; each batch adds {share:g} '
+            print(f'Made {OUTLIER_BANK:,} {what} in {time.perf_counter() - tic:.1f}s; each batch adds {share:g} '
                   f'of its size of them, with the uniform distribution as target')
     return banks
 

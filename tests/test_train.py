@@ -506,7 +506,7 @@ def test_outliers_train_record_the_option_and_resume_exactly(tmp_path, quick, mo
     """--non-digits and --pairs add their images with the uniform target to every batch (the mixed loss is
     then above a plain run's), are recorded in the checkpoint, and a run stopped and resumed is the
     uninterrupted one."""
-    monkeypatch.setattr(train, 'NON_DIGIT_BANK', 200)  # a small bank keeps the test quick
+    monkeypatch.setattr(train, 'OUTLIER_BANK', 200)  # a small bank keeps the test quick
     options = dict(quick, epochs=2, **{option: 0.25})
     full = train.train(checkpoint_dir=tmp_path / 'full', **options)
     assert f'Made 200 {made}' in capsys.readouterr().out
