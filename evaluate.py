@@ -7,6 +7,7 @@ is (calibration on MNIST test, verdicts on drawings that are not one digit).
     python evaluate.py --drawn --pipeline image --brush 40 --size 60 --sheet /tmp/mistakes.png
     python evaluate.py --calibration --figure training_plots/reliability.png   # ECE before and after T
     python evaluate.py --numbers                                # numbers of 2-6 drawn digits, read whole
+    python evaluate.py --numbers --pipeline image --brush 3     # only their pictures, written with a fine pen
 """
 import argparse
 import gzip
@@ -38,6 +39,7 @@ HALVES = {'dev': ('W01', 'W30'), 'test': ('W31', 'W60')}  # writers: choose on d
 DRAWN_SHA256 = '19dccd456f3f5a5f5df68c88a9a0f1452b15d18faa641e1d7cc32284f76b3104'
 RESTORE = f'git checkout -- {DRAWN_FILE.relative_to(ROOT)}'  # what brings a missing or damaged file back
 DRAWN_SIZE = 182  # pixels: a drawn digit's longer side on the 280-px canvas (65%), as people draw in the app
+PIPELINES = ('strokes', 'image')  # how a drawing is read: its strokes (as the app reads), or a picture of it
 
 
 # ---------------------------------------------------------------- drawn digits
@@ -404,13 +406,13 @@ def numbers_lines(pipeline, rows):
     return lines
 
 
-def reading_time(model, digits, repeats=15, seed=1):
-    """The median time (ms) to read a 6-digit number through its strokes and through its picture, one at a
-    time on one thread, as the app reads (test_mnist_tkinter sets torch to one thread)."""
+def reading_time(model, digits, pipelines=PIPELINES, repeats=15, seed=1):
+    """The median time (ms) to read a 6-digit number through each of `pipelines` (its strokes, its picture),
+    one at a time on one thread, as the app reads (test_mnist_tkinter sets torch to one thread)."""
     import time
     threads, times = torch.get_num_threads(), {}
     torch.set_num_threads(1)
-    for pipeline in ('strokes', 'image'):
+    for pipeline in pipelines:
         numbers, spent = compose_numbers(digits, repeats, seed, ink=pen(pipeline))[-repeats:], []
         for _, digit_strokes in numbers:
             start = time.perf_counter()
@@ -421,20 +423,20 @@ def reading_time(model, digits, repeats=15, seed=1):
     return times
 
 
-def numbers_report(model, halves, count=100, seed=0, brush=None):
+def numbers_report(model, halves, count=100, seed=0, brush=None, pipelines=PIPELINES):
     """What --numbers prints: for each half, numbers of 2-6 digits composed from one writer's own digits
-    (`compose_numbers`), read through the strokes and through the picture drawn with `brush` (default the
-    app's)."""
+    (`compose_numbers`), read through each of `pipelines`: the strokes, the picture drawn with `brush`
+    (default the app's)."""
     drawn_with = f'a {brush}-px pen' if brush else f'the app\'s {pen("image")}-px brush'
     print(f'numbers: {count} of each length {NUMBER_LENGTHS.start}-{NUMBER_LENGTHS.stop - 1} per half, '
           f'seed {seed}, digits {NUMBER_HEIGHT} px high, gaps between their ink {GAP[0]:g} +- {GAP[1]:g} of the '
           f'height (at least {GAP[2]:g}): strokes of lines, pictures drawn with {drawn_with}')
     for name, digits in halves.items():
         print(f'{name} (writers {"-".join(HALVES[name])}):')
-        for pipeline in ('strokes', 'image'):
+        for pipeline in pipelines:
             numbers = compose_numbers(digits, count, seed, ink=pen(pipeline, brush))
             print('\n'.join(numbers_lines(pipeline, numbers_rows(model, numbers, pipeline, brush))))
-    times = reading_time(model, halves['dev'])
+    times = reading_time(model, halves['dev'], pipelines)
     print(f'reading a 6-digit number (median of 15, one thread): '
           + ', '.join(f'{pipeline} {ms:.0f} ms' for pipeline, ms in times.items()))
 
@@ -451,9 +453,10 @@ def parse_args(argv=None):
                         help='expected calibration error and NLL on MNIST test before and after temperature scaling')
     parser.add_argument('--figure', metavar='FILE.png', help='with --calibration: save the reliability diagram')
     parser.add_argument('--checkpoint', help='a .pth checkpoint (default: the best in model_checkpoints/)')
-    parser.add_argument('--pipeline', choices=('strokes', 'image'), default='strokes',
-                        help="strokes: the points redrawn at MNIST's scale, as the app reads (default); "
-                             'image: the brushed canvas prepared like an image file')
+    parser.add_argument('--pipeline', choices=PIPELINES,
+                        help="strokes: the points redrawn at MNIST's scale, as the app reads (the default of "
+                             '--drawn); image: the brushed canvas prepared like an image file (--numbers reads '
+                             'through both unless told one)')
     parser.add_argument('--brush', type=int, help='brush diameter in canvas pixels for the image pipeline, the '
                                                   'contact sheet and the pictures of --numbers (default: the '
                                                   'app\'s, 20)')
@@ -484,7 +487,7 @@ def parse_args(argv=None):
 def drawn_report(model, halves, args):
     """What --drawn prints: each half's accuracy and honesty, then the drawings that are not one digit.
     Returns every (digit, prediction) pair, for the contact sheet."""
-    if args.pipeline == 'strokes':
+    if args.pipeline in (None, 'strokes'):
         how = f'strokes redrawn {args.width or preprocess.STROKE_WIDTH:g} px wide of 28 (preprocess.strokes_to_mnist)'
     else:
         how = f'image drawn with a {args.brush or preprocess.BRUSH[2]}-px brush (preprocess.draw_strokes, to_mnist)'
@@ -493,7 +496,7 @@ def drawn_report(model, halves, args):
     for name, digits in halves.items():
         if args.limit:
             digits = digits[::max(1, len(digits) // args.limit)][:args.limit]
-        predictions = read_drawn(model, digits, args.pipeline, args.brush, args.size, args.width)
+        predictions = read_drawn(model, digits, args.pipeline or 'strokes', args.brush, args.size, args.width)
         labels = [d['label'] for d in digits]
         print(report(name, evaluation_of(predictions, labels)))
         print(honesty_report(name, predictions, labels, model.temperature))
@@ -521,7 +524,8 @@ def main(argv=None):
         print(f'error: {where} ({e})', file=sys.stderr)
         return 1
     if args.numbers:
-        numbers_report(model, halves, args.numbers, brush=args.brush)
+        numbers_report(model, halves, args.numbers, brush=args.brush,
+                       pipelines=(args.pipeline,) if args.pipeline else PIPELINES)
     if args.drawn is None:
         return 0
     readings = drawn_report(model, halves, args)

@@ -313,8 +313,9 @@ def test_numbers_state_what_evaluate_numbers_prints():
     paragraph = README.read_text().split('Written numbers are read whole')[1].split('\n\n')[0]
     assert percents(paragraph) == [strokes[0], strokes[1], strokes[2], image[1]]
     fine = page.split('A number written with a fine pen')[1].split('\n\n')[0]
-    brush = re.search(r'`python evaluate.py --numbers --brush (\d+)`', fine)[1]
-    exact, alone, sure, sure_right = (numbers_read('test', 'image', '--brush', brush)[i] for i in (1, 2, 3, 4))
+    brush = re.search(r'`python evaluate.py --numbers --pipeline image --brush (\d+)`', fine)[1]
+    exact, alone, sure, sure_right = (numbers_read('test', 'image', '--pipeline', 'image', '--brush', brush)[i]
+                                      for i in (1, 2, 3, 4))
     assert percents(fine) == [f'{100 * int(brush) / evaluate.NUMBER_HEIGHT:.1f}', exact, alone, sure, sure_right]
 
 

@@ -95,6 +95,15 @@ def test_shipped_cnn_reads_the_dev_half_as_the_app_does(model, drawn):
     assert metrics.per_class_accuracy(result).samples.tolist() == [60] * 10
 
 
+def test_numbers_read_through_the_pipeline_asked_for(capsys):
+    """--pipeline image with --numbers reads only the pictures (and times only them)."""
+    assert evaluate.main(['--numbers', '1', '--pipeline', 'image', '--brush', '3']) == 0
+    out = capsys.readouterr().out
+    assert 'pictures drawn with a 3-px pen' in out
+    assert out.count('\n  image (') == 2 and '\n  strokes (' not in out
+    assert re.search(r'one thread\): image \d+ ms\n', out)
+
+
 @pytest.mark.slow
 def test_cli_prints_both_halves_and_saves_the_mistakes(tmp_path, capsys):
     sheet = tmp_path / 'mistakes.png'
