@@ -167,13 +167,18 @@ def to_mnist(image):
 
     floor = NOISE_FLOOR * ink.max()
     ink = np.clip(ink - floor, 0, None) * (255 / (ink.max() - floor))
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    ink = restroked(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    ink = restroked(cropped(ink))
     height, width = ink.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     box = np.asarray(Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS))
     return centred(np.clip(box, 0, 255))
+
+
+def cropped(ink):
+    """Ink (a 2-D array, 0 where there is none) cropped to its bounding box."""
+    rows, cols = np.flatnonzero((ink > 0).any(1)), np.flatnonzero((ink > 0).any(0))
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def box_stroke_width(ink):
@@ -207,8 +212,7 @@ def thinned(ink, excess):
     eroded = np.asarray(large)
     if eroded.max() <= 0:
         return ink
-    rows, cols = np.flatnonzero(eroded.max(1) > 0), np.flatnonzero(eroded.max(0) > 0)
-    return np.clip(eroded[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], 0, None)
+    return cropped(np.clip(eroded, 0, None))
 
 
 def thickened(ink, shortfall):

@@ -193,9 +193,7 @@ def test_to_mnist_thins_a_thick_pen_on_a_small_digit():
 
 def cropped(image):
     """An image's ink cropped to its bounding box, as floats (what preprocess.restroked takes)."""
-    ink = np.asarray(image, dtype=np.float64)
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return preprocess.cropped(np.asarray(image, dtype=np.float64))
 
 
 @pytest.mark.parametrize('brush', [1, 2, 4])
@@ -217,8 +215,7 @@ def test_strokes_to_mnist_is_the_same_at_any_size_and_like_mnist():
     big, small = strokes_to_mnist(resized(EIGHT, 240)), strokes_to_mnist(resized(EIGHT, 40))
     assert big.shape == (28, 28) and big.dtype == np.uint8
     assert np.abs(big.astype(int) - small).mean() < 12  # the same digit, rounding of mouse pixels aside
-    rows, cols = np.flatnonzero(big.any(1)), np.flatnonzero(big.any(0))
-    assert rows[-1] - rows[0] + 1 == preprocess.BOX                       # the longer side fills MNIST's box
+    assert preprocess.cropped(big).shape[0] == preprocess.BOX            # the longer side fills MNIST's box
     index = np.arange(28)
     centre = big.sum(1) @ index / big.sum(), big.sum(0) @ index / big.sum()
     assert max(abs(c - preprocess.CENTRE) for c in centre) <= 0.5

@@ -44,8 +44,7 @@ def centre_of_mass(image):
 
 
 def ink_box(image):
-    rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
-    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    return preprocess.cropped(image).shape
 
 
 @pytest.fixture(scope='module')
@@ -138,8 +137,7 @@ def test_drawings_of_any_size_and_place_read_like_mnist(model, mnist_test):
     images, labels = mnist_test[0][:300].numpy(), mnist_test[1][:300].numpy()
     pages = []
     for digit in images:
-        rows, cols = np.flatnonzero(digit.any(1)), np.flatnonzero(digit.any(0))
-        crop = Image.fromarray(255 - digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+        crop = Image.fromarray(255 - preprocess.cropped(digit))
         scale = rng.uniform(60, 200) / max(crop.size)
         crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.BICUBIC)
         page = Image.new('L', (280, 280), 255)
