@@ -410,6 +410,12 @@ def sample_predictions(evaluation, images, count=24, columns=8):
     return fig
 
 
+def probability_of(digit, p):
+    """'p(4) = 12.3%', or 'p(4) > 99.9%' where `percent` says no more than a bound."""
+    text = percent(float(p))
+    return f'p({int(digit)}) {text[0]} {text[1:]}' if text[0] in '<>' else f'p({int(digit)}) = {text}'
+
+
 @figure
 def confident_mistakes(evaluation, images, count=16, columns=8):
     """The wrong predictions the model was most sure of: what it saw, what it said, and the
@@ -420,8 +426,8 @@ def confident_mistakes(evaluation, images, count=16, columns=8):
     wrong = (predicted != true).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:count].tolist()
     fig = Figure(figsize=(1.4 * columns, 1.9 * max(1, -(-len(worst) // columns)) + 0.4), layout='constrained')
-    titles = [f'true {true[i]:d}, pred {predicted[i]:d}\np({predicted[i]:d}) = {percent(confidence[i].item())}\n'
-              f'p({true[i]:d}) = {percent(probabilities[i, true[i]].item())}' for i in worst]
+    titles = [f'true {true[i]:d}, pred {predicted[i]:d}\n{probability_of(predicted[i], confidence[i])}\n'
+              f'{probability_of(true[i], probabilities[i, true[i]])}' for i in worst]
     digit_grid(fig, images[worst], titles, [True] * len(worst), columns)
     fig.suptitle(f'The {len(worst)} most confident of {len(wrong):,} mistakes' if worst else 'No mistakes')
     return fig

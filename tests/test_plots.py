@@ -199,6 +199,11 @@ def test_sample_predictions_finds_wrong_cases_beyond_the_first_images():
     assert plots.sample_predictions(evaluation, images()).subfigs[1].get_suptitle() == 'Wrong: none'
 
 
+def test_probabilities_are_titled_without_a_stray_equals_sign():
+    assert [plots.probability_of(4, p) for p in (0.123, 0.9999, 1e-5)] == ['p(4) = 12.3%', 'p(4) > 99.9%',
+                                                                           'p(4) < 0.1%']
+
+
 def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
     evaluation = synthetic_evaluation()
     fig = saved(plots.confident_mistakes(evaluation, images(), count=5, path=tmp_path / 'x.png'),
@@ -211,8 +216,8 @@ def test_confident_mistakes_are_wrong_and_sorted(tmp_path):
     for ax, i in zip(shown, expected.tolist()):
         true, predicted = tile_digits(ax)
         assert (true, predicted) == (evaluation.labels[i].item(), evaluation.predictions[i].item()) and true != predicted
-        assert ax.get_title().split('\n')[1:] == [f'p({predicted}) = {predict.percent(confidence[i].item())}',
-                                                  f'p({true}) = {predict.percent(evaluation.probabilities[i, true].item())}']
+        assert ax.get_title().split('\n')[1:] == [plots.probability_of(predicted, confidence[i]),
+                                                  plots.probability_of(true, evaluation.probabilities[i, true])]
     perfect = synthetic_evaluation()
     perfect.predictions = perfect.labels
     assert plots.confident_mistakes(perfect, images()).get_suptitle() == 'No mistakes'
