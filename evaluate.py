@@ -428,9 +428,10 @@ def numbers_report(model, halves, count=100, seed=0, brush=None, pipelines=PIPEL
     (`compose_numbers`), read through each of `pipelines`: the strokes, the picture drawn with `brush`
     (default the app's)."""
     drawn_with = f'a {brush}-px pen' if brush else f'the app\'s {pen("image")}-px brush'
+    read_as = {'strokes': 'strokes of lines', 'image': f'pictures drawn with {drawn_with}'}
     print(f'numbers: {count} of each length {NUMBER_LENGTHS.start}-{NUMBER_LENGTHS.stop - 1} per half, '
           f'seed {seed}, digits {NUMBER_HEIGHT} px high, gaps between their ink {GAP[0]:g} +- {GAP[1]:g} of the '
-          f'height (at least {GAP[2]:g}): strokes of lines, pictures drawn with {drawn_with}')
+          f'height (at least {GAP[2]:g}): {", ".join(read_as[pipeline] for pipeline in pipelines)}')
     for name, digits in halves.items():
         print(f'{name} (writers {"-".join(HALVES[name])}):')
         for pipeline in pipelines:
