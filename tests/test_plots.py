@@ -11,7 +11,6 @@ from matplotlib.collections import PathCollection
 from matplotlib.ticker import PercentFormatter
 
 import metrics
-import predict
 import plots
 from metrics import Evaluation, confusion
 
