@@ -12,7 +12,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 MEAN, STD = 0.5, 0.5  # the original's Normalize((0.5,), (0.5,))
 SIZE, BOX = 28, 20   # MNIST: 28x28 field, the digit's longer side scaled to 20 px
@@ -184,9 +185,9 @@ def cropped(ink):
 def box_stroke_width(ink):
     """The width of cropped ink's strokes once its longer side is scaled to MNIST's 20-px box: the ink's
     area over half its outline, in pixels of 28."""
-    mask = Image.fromarray(np.where(ink > 127, 255, 0).astype(np.uint8))
-    outline = np.count_nonzero(np.asarray(mask) > np.asarray(mask.filter(ImageFilter.MinFilter(3))))
-    return 2 * np.count_nonzero(np.asarray(mask)) / max(outline, 1) * BOX / max(ink.shape)
+    mask = ink > 127
+    outline = np.count_nonzero(mask & ~ndimage.minimum_filter(mask, 3, mode='nearest'))
+    return 2 * np.count_nonzero(mask) / max(outline, 1) * BOX / max(ink.shape)
 
 
 def restroked(ink):
@@ -206,10 +207,8 @@ def thinned(ink, excess):
     filled."""
     scale = BOX * SUPERSAMPLE / max(ink.shape)
     size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
-    large = Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS)
-    for _ in range(int(excess * SUPERSAMPLE / 2)):  # 3x3 minimum r times: a (2r+1)-square one, in O(r)
-        large = large.filter(ImageFilter.MinFilter(3))
-    eroded = np.asarray(large)
+    large = np.asarray(Image.fromarray(ink.astype(np.float32), 'F').resize(size, Image.LANCZOS))
+    eroded = ndimage.minimum_filter(large, 2 * int(excess * SUPERSAMPLE / 2) + 1, mode='nearest')
     if eroded.max() <= 0:
         return ink
     return cropped(np.clip(eroded, 0, None))
@@ -222,10 +221,8 @@ def thickened(ink, shortfall):
     block = max(1, max(ink.shape) // (BOX * SUPERSAMPLE))
     rows, cols = -(-ink.shape[0] // block) * block, -(-ink.shape[1] // block) * block
     padded = np.pad(ink, ((0, rows - ink.shape[0]), (0, cols - ink.shape[1])))
-    large = Image.fromarray(padded.reshape(rows // block, block, cols // block, block).max((1, 3)).astype(np.float32), 'F')
-    for _ in range(round(shortfall * max(large.size) / BOX / 2)):  # 3x3 maximum r times, as in `thinned`
-        large = large.filter(ImageFilter.MaxFilter(3))
-    return np.asarray(large)
+    large = padded.reshape(rows // block, block, cols // block, block).max((1, 3)).astype(np.float32)
+    return ndimage.maximum_filter(large, 2 * round(shortfall * max(large.shape) / BOX / 2) + 1, mode='nearest')
 
 
 def centred(box):
