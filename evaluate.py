@@ -488,7 +488,8 @@ def parse_args(argv=None):
 def drawn_report(model, halves, args):
     """What --drawn prints: each half's accuracy and honesty, then the drawings that are not one digit.
     Returns every (digit, prediction) pair, for the contact sheet."""
-    if args.pipeline in (None, 'strokes'):
+    pipeline = args.pipeline or 'strokes'
+    if pipeline == 'strokes':
         how = f'strokes redrawn {args.width or preprocess.STROKE_WIDTH:g} px wide of 28 (preprocess.strokes_to_mnist)'
     else:
         how = f'image drawn with a {args.brush or preprocess.BRUSH[2]}-px brush (preprocess.draw_strokes, to_mnist)'
@@ -497,7 +498,7 @@ def drawn_report(model, halves, args):
     for name, digits in halves.items():
         if args.limit:
             digits = digits[::max(1, len(digits) // args.limit)][:args.limit]
-        predictions = read_drawn(model, digits, args.pipeline or 'strokes', args.brush, args.size, args.width)
+        predictions = read_drawn(model, digits, pipeline, args.brush, args.size, args.width)
         labels = [d['label'] for d in digits]
         print(report(name, evaluation_of(predictions, labels)))
         print(honesty_report(name, predictions, labels, model.temperature))
