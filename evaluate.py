@@ -119,14 +119,15 @@ def on_canvas(strokes, size=DRAWN_SIZE):
             for stroke in strokes]
 
 
-def read_drawn(model, digits, pipeline='strokes', brush=None, size=DRAWN_SIZE, width=None):
+def read_drawn(model, digits, pipeline='strokes', brush=preprocess.BRUSH[2], size=DRAWN_SIZE,
+               width=preprocess.STROKE_WIDTH):
     """Predictions for drawn digits placed on the canvas by `on_canvas`, read the way the app reads them:
     'strokes', the points redrawn at MNIST's scale (preprocess.strokes_to_mnist, `width` px of 28), or
     'image', the canvas drawn with a `brush`-pixel brush (preprocess.draw_strokes) prepared like a file."""
     drawings = [on_canvas(d['strokes'], size) for d in digits]
     if pipeline == 'strokes':
-        return model.classify([preprocess.strokes_to_mnist(s, width or preprocess.STROKE_WIDTH) for s in drawings])
-    return model.predict_batch([preprocess.draw_strokes(s, brush or preprocess.BRUSH[2]) for s in drawings])
+        return model.classify([preprocess.strokes_to_mnist(s, width) for s in drawings])
+    return model.predict_batch([preprocess.draw_strokes(s, brush) for s in drawings])
 
 
 NEGATIVE_KINDS = ('scribble', 'random strokes', 'pair')  # drawings that are not one digit
@@ -160,7 +161,7 @@ def negatives(digits, count=200, seed=0):
     return {kind: [makers[kind]() for _ in range(count)] for kind in NEGATIVE_KINDS}
 
 
-def contact_sheet(digits, predictions, brush=None, size=DRAWN_SIZE, columns=8):
+def contact_sheet(digits, predictions, brush=preprocess.BRUSH[2], size=DRAWN_SIZE, columns=8):
     """The mistakes as one image: for each, the drawing as on the canvas, the model's 28x28 input, and
     'true -> predicted (confidence)' with the writer."""
     cell, side = 112, 28 * 4
@@ -170,7 +171,7 @@ def contact_sheet(digits, predictions, brush=None, size=DRAWN_SIZE, columns=8):
     pen = ImageDraw.Draw(sheet)
     for i, (digit, prediction) in enumerate(wrong):
         x, y = (i % columns) * (cell + side + 8), (i // columns) * (cell + 18)
-        drawing = preprocess.draw_strokes(on_canvas(digit['strokes'], size), brush or preprocess.BRUSH[2])
+        drawing = preprocess.draw_strokes(on_canvas(digit['strokes'], size), brush)
         sheet.paste(drawing.resize((cell, cell), Image.LANCZOS), (x, y))
         sheet.paste(Image.fromarray(prediction.model_input).resize((side, side), Image.NEAREST), (x + cell, y))
         pen.text((x + 2, y + cell + 3), f"{digit['label']} -> {prediction.digit} "
@@ -324,10 +325,10 @@ def compose_numbers(digits, count, seed=0, ink=0):
     return numbers
 
 
-def pen(pipeline, brush=None):
+def pen(pipeline, brush=preprocess.BRUSH[2]):
     """The width (px) of what a pipeline reads: the strokes' lines, or a picture's `brush` (default the app's).
     Gaps between digits are drawn between that ink, as a writer spaces what they see."""
-    return 0 if pipeline == 'strokes' else brush or preprocess.BRUSH[2]
+    return 0 if pipeline == 'strokes' else brush
 
 
 def neighbours_touch(digit_strokes, width):
@@ -343,19 +344,19 @@ def canvas_size(strokes):
     return tuple(int(v) for v in np.concatenate([np.asarray(stroke) for stroke in strokes]).max(0) + MARGIN)
 
 
-def number_canvas(strokes, brush=None):
-    """A drawing on a canvas just large enough for it (`canvas_size`), drawn with the app's brush."""
-    return preprocess.draw_strokes(strokes, brush or preprocess.BRUSH[2], canvas_size(strokes))
+def number_canvas(strokes, brush=preprocess.BRUSH[2]):
+    """A drawing on a canvas just large enough for it (`canvas_size`), drawn with `brush` (default the app's)."""
+    return preprocess.draw_strokes(strokes, brush, canvas_size(strokes))
 
 
-def read_number(model, digit_strokes, pipeline, brush=None):
+def read_number(model, digit_strokes, pipeline, brush=preprocess.BRUSH[2]):
     """The Reading of a composed number through its strokes or, drawn with `brush` (default the app's), its
     picture."""
     strokes = [stroke for strokes in digit_strokes for stroke in strokes]
     return model.read(strokes if pipeline == 'strokes' else number_canvas(strokes, brush))
 
 
-def one_by_one(model, digit_strokes, pipeline, brush=None):
+def one_by_one(model, digit_strokes, pipeline, brush=preprocess.BRUSH[2]):
     """The digits of a composed number each read alone, as --drawn reads a digit: their predicted digits."""
     if pipeline == 'strokes':
         predictions = model.classify([preprocess.strokes_to_mnist(strokes) for strokes in digit_strokes])
@@ -375,7 +376,7 @@ class NumberRow(NamedTuple):
     touching: list        # for each neighbouring pair of digits, whether their ink touches
 
 
-def numbers_rows(model, numbers, pipeline, brush=None):
+def numbers_rows(model, numbers, pipeline, brush=preprocess.BRUSH[2]):
     """A NumberRow for each composed number read through `pipeline` (a picture drawn with `brush`)."""
     rows = []
     for label, digit_strokes in numbers:
@@ -423,11 +424,11 @@ def reading_time(model, digits, pipelines=PIPELINES, repeats=15, seed=1):
     return times
 
 
-def numbers_report(model, halves, count=100, seed=0, brush=None, pipelines=PIPELINES):
+def numbers_report(model, halves, count=100, seed=0, brush=preprocess.BRUSH[2], pipelines=PIPELINES):
     """What --numbers prints: for each half, numbers of 2-6 digits composed from one writer's own digits
     (`compose_numbers`), read through each of `pipelines`: the strokes, the picture drawn with `brush`
     (default the app's)."""
-    drawn_with = f'a {brush}-px pen' if brush else f'the app\'s {pen("image")}-px brush'
+    drawn_with = f'the app\'s {brush}-px brush' if brush == preprocess.BRUSH[2] else f'a {brush}-px pen'
     read_as = {'strokes': 'strokes of lines', 'image': f'pictures drawn with {drawn_with}'}
     print(f'numbers: {count} of each length {NUMBER_LENGTHS.start}-{NUMBER_LENGTHS.stop - 1} per half, '
           f'seed {seed}, digits {NUMBER_HEIGHT} px high, gaps between their ink {GAP[0]:g} +- {GAP[1]:g} of the '
@@ -458,13 +459,13 @@ def parse_args(argv=None):
                         help="strokes: the points redrawn at MNIST's scale, as the app reads (the default of "
                              '--drawn); image: the brushed canvas prepared like an image file (--numbers reads '
                              'through both unless told one)')
-    parser.add_argument('--brush', type=int, help='brush diameter in canvas pixels for the image pipeline, the '
-                                                  'contact sheet and the pictures of --numbers (default: the '
-                                                  'app\'s, 20)')
+    parser.add_argument('--brush', type=int, default=preprocess.BRUSH[2],
+                        help='brush diameter in canvas pixels for the image pipeline, the contact sheet and the '
+                             f'pictures of --numbers (default: the app\'s, {preprocess.BRUSH[2]})')
     parser.add_argument('--size', type=int, default=DRAWN_SIZE,
                         help=f"each digit's longer side on the 280-px canvas, in pixels (default {DRAWN_SIZE})")
-    parser.add_argument('--width', type=float, help='line width of the strokes pipeline, in pixels of 28 '
-                                                    '(default: preprocess.STROKE_WIDTH)')
+    parser.add_argument('--width', type=float, default=preprocess.STROKE_WIDTH,
+                        help=f'line width of the strokes pipeline, in pixels of 28 (default {preprocess.STROKE_WIDTH:g})')
     parser.add_argument('--limit', type=int, help='only N digits of each half, spread over it (a quick look)')
     parser.add_argument('--sheet', metavar='FILE.png', help="save the mistakes of both halves as a contact sheet")
     args = parser.parse_args(argv)
@@ -475,8 +476,8 @@ def parse_args(argv=None):
                  '--figure saves the reliability diagram of --calibration: add --calibration'),
                 (not preprocess.MIN_DRAWING <= args.size <= preprocess.CANVAS,
                  f'--size must be between {preprocess.MIN_DRAWING} and {preprocess.CANVAS} pixels'),
-                (args.brush is not None and args.brush < 1, '--brush must be at least 1 pixel'),
-                (args.width is not None and not 0 < args.width < preprocess.BOX,
+                (args.brush < 1, '--brush must be at least 1 pixel'),
+                (not 0 < args.width < preprocess.BOX,
                  f'--width must be more than 0 and less than {preprocess.BOX} pixels'),
                 (args.limit is not None and args.limit < 1, '--limit must be at least 1')]
     for wrong, message in problems:
@@ -490,9 +491,9 @@ def drawn_report(model, halves, args):
     Returns every (digit, prediction) pair, for the contact sheet."""
     pipeline = args.pipeline or 'strokes'
     if pipeline == 'strokes':
-        how = f'strokes redrawn {args.width or preprocess.STROKE_WIDTH:g} px wide of 28 (preprocess.strokes_to_mnist)'
+        how = f'strokes redrawn {args.width:g} px wide of 28 (preprocess.strokes_to_mnist)'
     else:
-        how = f'image drawn with a {args.brush or preprocess.BRUSH[2]}-px brush (preprocess.draw_strokes, to_mnist)'
+        how = f'image drawn with a {args.brush}-px brush (preprocess.draw_strokes, to_mnist)'
     print(f'read as: {how}; digits {args.size} px on the {preprocess.CANVAS}-px canvas')
     readings = []
     for name, digits in halves.items():
