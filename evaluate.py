@@ -374,6 +374,13 @@ class NumberRow(NamedTuple):
     verdict: str
     confidence: float
     touching: list        # for each neighbouring pair of digits, whether their ink touches
+    split_alone: bool     # miscounted, and one of its digits read alone is not one digit either
+
+
+def split_alone(model, digit_strokes, pipeline, brush=preprocess.BRUSH[2]):
+    """Whether a digit of a composed number, read alone as its number is read (`read_number`), is not read
+    as one digit: a miscount that reading the digits together did not cause."""
+    return any(len(read_number(model, [strokes], pipeline, brush).number) != 1 for strokes in digit_strokes)
 
 
 def numbers_rows(model, numbers, pipeline, brush=preprocess.BRUSH[2]):
@@ -381,9 +388,11 @@ def numbers_rows(model, numbers, pipeline, brush=preprocess.BRUSH[2]):
     rows = []
     for label, digit_strokes in numbers:
         reading = read_number(model, digit_strokes, pipeline, brush)
-        rows.append(NumberRow(len(label), len(reading.number) == len(label), reading.number == label,
+        count_right = len(reading.number) == len(label)
+        rows.append(NumberRow(len(label), count_right, reading.number == label,
                               one_by_one(model, digit_strokes, pipeline, brush) == label, reading.verdict,
-                              reading.confidence, neighbours_touch(digit_strokes, pen(pipeline, brush))))
+                              reading.confidence, neighbours_touch(digit_strokes, pen(pipeline, brush)),
+                              not count_right and split_alone(model, digit_strokes, pipeline, brush)))
     return rows
 
 
@@ -404,6 +413,9 @@ def numbers_lines(pipeline, rows):
     for name, subset in (('no digits touch', [r for r in rows if not any(r.touching)]),
                          ('some digits touch', [r for r in rows if any(r.touching)])):
         lines.append(f'    {name} ({len(subset)} numbers): {shares(subset)}')
+    miscounted = [r for r in rows if not r.count_right]
+    lines.append(f'    miscounted: {len(miscounted)} numbers, {sum(r.split_alone for r in miscounted)} of them holding '
+                 f'a digit that is not read as one digit even alone')
     return lines
 
 

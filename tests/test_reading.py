@@ -207,3 +207,15 @@ def test_the_numbers_benchmark_composes_one_writers_digits_the_same_every_time()
         assert all(a[0] < b[0] for a, b in zip(boxes, boxes[1:]))               # in writing order, left to right
         height = max(b[3] for b in boxes) - min(b[1] for b in boxes)
         assert max(b[3] for b in boxes) - min(b[3] for b in boxes) < 0.3 * height  # on a common baseline
+
+
+def test_a_miscount_is_traced_to_a_digit_not_read_as_one_even_alone(model):
+    """evaluate.py --numbers says how many miscounted numbers hold a digit that alone is not one digit either."""
+    strokes, first = written([2, 1, 2]), len(DIGITS[2])
+    digit_strokes = [strokes[:first], strokes[first:]]   # the second "digit" is a 1 and a 2 side by side
+    for pipeline in evaluate.PIPELINES:
+        assert evaluate.split_alone(model, digit_strokes, pipeline)
+        assert not evaluate.split_alone(model, digit_strokes[:1], pipeline)
+        row, = evaluate.numbers_rows(model, [('27', digit_strokes)], pipeline)
+        assert not row.count_right and row.split_alone
+        assert 'miscounted: 1 numbers, 1 of them holding' in evaluate.numbers_lines(pipeline, [row])[-1]
