@@ -156,6 +156,31 @@ def test_a_picture_of_touching_and_overlapping_digits(model, number, step):
     assert model.read(picture).number == number
 
 
+@pytest.mark.parametrize('number', ['35', '12', '36', '90'])
+def test_a_picture_of_digits_overlapping_where_no_seam_parts_them_is_cut_straight(model, number, monkeypatch):
+    """Digits 110 px tall written 55 px apart share columns that no seam parts well, so the group holding both
+    reads unsure and is tried cut in two straight down (segment.straight_splits, predict.SPLIT_GAIN)."""
+    picture = preprocess.draw_strokes(written([int(d) for d in number], step=55, drop=6), 20, (300, 280))
+    reading = model.read(picture)
+    assert reading.number == number and reading.groups[0] == reading.groups[1]   # halves of one group
+    assert reading.boxes[0][2] == reading.boxes[1][0]   # cut straight: the left half ends where the right begins
+    monkeypatch.setattr(predict, 'SPLIT_GAIN', math.inf)
+    assert model.read(picture).number == '?'
+
+
+def test_straight_splits_cut_a_run_of_pieces_in_two():
+    light = np.zeros((100, 160))
+    light[10:90, 20:30] = light[10:90, 120:130] = light[45:55, 20:130] = 255   # an H, 110 px wide
+    units = segment.image_units(preprocess.open_image(light.astype(np.uint8)))
+    pairs = units.split(0, len(units.boxes))
+    cuts = [left.box[2] for left, _ in pairs]
+    assert cuts == sorted(cuts) and cuts[0] >= 20 + 80 / 4 and cuts[-1] <= 130 - 80 / 4   # a quarter of the height in
+    assert np.allclose(np.diff(cuts), segment.SPLIT_STEP * 80, atol=1)
+    for left, right in pairs:
+        assert left.box[0] == 20 and right.box[2] == 130 and left.box[2] == right.box[0]
+        assert left.cut and right.cut and left.model_input.shape == right.model_input.shape == (28, 28)
+
+
 @pytest.mark.parametrize('seed, number', [(0, '68'), (0, '304'), (0, '657'), (0, '60705'), (1, '76510')])
 def test_a_picture_of_digits_joined_along_a_stroke(model, seed, number):
     """Numbers of `evaluate.py --numbers` from the choosing half whose picture holds digits that touch along a
