@@ -57,7 +57,7 @@ WITHIN_SLACK = 0.15      # give or take this part of its own width: a 0 closed b
 SPLIT_GAIN = 4.0         # a picture's group read unsure gives way to two halves cut straight down (segment.SPLIT_*)
                          # when they score this much more: two digits that overlap. Dev pictures (seeds 0-2, 1,500
                          # numbers): read right 90.7% -> 92.5%, the same from 2 to 4; 91.6% at 0 (unsure digits
-                         # halved too), 91.0% at 6. Trying groups read sure as well makes a crossed 7 two 7s
+                         # halved too), 91.0% at 6; trying groups read sure as well reads the same, with more to read
 GROUPING_T = {'strokes': 0.003, 'picture': 0.03}  # a grouping's posterior is softmax(score / T) over all
                          # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
                          # 1 to 0.0003 for strokes, 3 to 0.01 for pictures). The digits' calibrated
