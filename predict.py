@@ -144,9 +144,10 @@ class DigitClassifier:
                        number_verdict(digits, confidence))
 
     def split_unsure(self, chosen, split, whole):
-        """The groups of a picture, each read unsure and wider than segment.SPLIT_WIDTH of the `whole` writing's
-        height given way to the best pair of its `split(start, end)` halves when they score SPLIT_GAIN more (by
-        `group_score`): two digits that overlap, which no seam parts. All halves are read in one forward pass."""
+        """`chosen`, a picture's groups, with each group that is read unsure and is wider than segment.SPLIT_WIDTH
+        of the `whole` writing's height replaced by the best pair of its halves, `split(start, end)`, when they
+        score SPLIT_GAIN more than it (`group_score`): two digits that overlap, which no seam parts. All the
+        halves are read in one forward pass."""
         height = whole[3] - whole[1]
         tries = [(k, split(c.start, c.end)) for k, (c, p) in enumerate(chosen)
                  if p.verdict != SURE and c.box[2] - c.box[0] > segment.SPLIT_WIDTH * height]

@@ -281,8 +281,8 @@ def image_units(image):
     for c in candidates:
         c.cut = any((c.start <= i < c.end) != (c.start <= j < c.end) for i, j in cut)
         c.apart = has_gap([box[0::2] for box in boxes[c.start:c.end]])
-    height = union(boxes)[3] - union(boxes)[1]
-    split = lambda start, end: straight_splits(*run_ink(start, end), height, start, end)
+    whole = union(boxes)
+    split = lambda start, end: straight_splits(*run_ink(start, end), whole[3] - whole[1], start, end)
     return Units(boxes, marks, candidates, [[i] for i in range(len(units))], [False] * len(units), split)
 
 
