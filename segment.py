@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from preprocess import MIN_DRAWING, TooSmallError, grayscale, light_on_dark, strokes_to_mnist, to_mnist
+from preprocess import MIN_DRAWING, TooSmallError, cropped, grayscale, light_on_dark, strokes_to_mnist, to_mnist
 
 MAX_STROKES = 3      # a digit is at most 3 strokes (the drawn digits: 463 in one, 136 in two, 1 in three),
 MAX_PIECES = 4       # or 4 pieces of ink in a picture, whose seams may part a digit's ink as well
@@ -288,8 +288,7 @@ def image_units(image):
 
 def prepared(light, keep):
     """The model input of the ink of `light` where `keep` is set, alone: preprocess.to_mnist of its box."""
-    rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
-    crop = np.where(keep, light, 0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = cropped(np.where(keep, light, 0))   # all of `keep` is ink: brighter than INK_LEVEL of the brightest
     margin = 3 + (crop.shape == (22, 22))   # never 28x28: to_mnist would take it as an MNIST image
     return to_mnist(np.pad(crop, margin).clip(0, 255).astype(np.uint8))
 
