@@ -8,7 +8,8 @@ right, and a digit is a run of neighbouring pieces (a 5 whose bar does not touch
 piece is cut along seams where digits that touch or overlap may join, and a run that reads unsure may be
 cut in two straight down (`straight_splits`), where digits overlap too far for a seam to part them. A unit
 much lower than the writing is high (a decimal point, a minus sign, the bar of a 7) is a mark: it may join a
-digit, never be one alone.
+digit, never be one alone; marks that together stand as high as a digit may be one (an 8 of two small
+loops), unless a seam cut them from other ink.
 """
 import math
 from dataclasses import dataclass
@@ -85,10 +86,10 @@ def stroke_box(stroke):
     return (*points.min(0), *points.max(0))
 
 
-def runs(boxes, marks, render, most):
+def runs(boxes, render, most):
     """Every run of at most `most` consecutive units narrower than MAX_WIDTH times the writing's height,
     each unit at most APART from the ink before it (each single unit always), made into a model input by
-    render(start, end) unless it is all marks."""
+    render(start, end) unless the run is a mark (`is_mark`: an 8 of two small loops is two marks, not one)."""
     whole = union(boxes)
     height = max(whole[3] - whole[1], 1)
     candidates = []
@@ -100,7 +101,7 @@ def runs(boxes, marks, render, most):
                 if max(added[0] - before[2], before[0] - added[2]) > APART * height or \
                         box[2] - box[0] > MAX_WIDTH * height:
                     break
-            if all(marks[start:end]):
+            if is_mark(box, whole):
                 candidates.append(Candidate(start, end, box))
                 continue
             try:
@@ -110,12 +111,10 @@ def runs(boxes, marks, render, most):
     return candidates
 
 
-def mark_flags(boxes):
-    """Which units are much lower than the whole writing (MARK_HEIGHT): never a digit alone. The tallest
-    unit never is: a lone horizontal line is read, and judged not a digit."""
-    box = union(boxes)
-    height = box[3] - box[1]
-    return [b[3] - b[1] < MARK_HEIGHT * height for b in boxes]
+def is_mark(box, whole):
+    """Whether ink in `box` is much lower than the `whole` writing (MARK_HEIGHT): never a digit alone. The
+    tallest ink never is: a lone horizontal line is read, and judged not a digit."""
+    return box[3] - box[1] < MARK_HEIGHT * (whole[3] - whole[1])
 
 
 def stroke_units(strokes):
@@ -130,8 +129,8 @@ def stroke_units(strokes):
     whole = union(boxes)
     if max(whole[2] - whole[0], whole[3] - whole[1]) < MIN_DRAWING:
         strokes_to_mnist(strokes)  # raises its TooSmallError, with its message
-    marks = mark_flags(boxes)
-    candidates = runs(boxes, marks, lambda start, end: strokes_to_mnist(strokes[start:end]), MAX_STROKES)
+    marks = [is_mark(box, whole) for box in boxes]
+    candidates = runs(boxes, lambda start, end: strokes_to_mnist(strokes[start:end]), MAX_STROKES)
     for c in candidates:
         c.extra_strokes = max(0, c.end - c.start - 2)
     reach = RESUME * max(whole[3] - whole[1], 1)
@@ -276,12 +275,14 @@ def image_units(image):
     def render(start, end):
         return to_mnist(image) if end - start == len(units) else prepared(*run_ink(start, end)[:2])
 
-    marks = mark_flags(boxes)
-    candidates = runs(boxes, marks, render, MAX_PIECES)
+    whole = union(boxes)
+    marks = [is_mark(box, whole) for box in boxes]
+    candidates = runs(boxes, render, MAX_PIECES)
     for c in candidates:
         c.cut = any((c.start <= i < c.end) != (c.start <= j < c.end) for i, j in cut)
         c.apart = has_gap([box[0::2] for box in boxes[c.start:c.end]])
-    whole = union(boxes)
+        if c.cut and all(marks[c.start:c.end]):   # marks a seam cut from other ink are bits of digits, not two
+            c.model_input = None                    # loops of an 8 (dev pictures, seeds 0-2: 1 of 1,500 misread)
     split = lambda start, end: straight_splits(*run_ink(start, end), whole[3] - whole[1], start, end)
     return Units(boxes, marks, candidates, [[i] for i in range(len(units))], [False] * len(units), split)
 

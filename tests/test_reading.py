@@ -103,6 +103,17 @@ def test_decimal_points_and_minus_signs_never_become_digits(model, mark):
     assert all(set(group) != {1 if mark == 'point' else 0} for group in reading.groups)
 
 
+def test_an_8_of_two_small_loops_after_a_tall_1_is_read(model):
+    """Each loop of the 8 is lower than segment.MARK_HEIGHT of the writing, a mark; the two together are not."""
+    def loop(centre_y, r=18):   # a circle drawn from its top, 40 points
+        return [(round(120 + r * math.sin(t * math.pi / 20)), round(centre_y - r * math.cos(t * math.pi / 20)))
+                for t in range(41)]
+    one, eight = [[(40, 20), (40, 140)]], [loop(86), loop(122)]
+    assert segment.stroke_units(one + eight).marks == [False, True, True]
+    reading = model.read(one + eight)
+    assert reading.number == '18' and reading.groups == [[0], [1, 2]]
+
+
 def test_what_is_not_a_number(model):
     assert model.read([[(40, 140), (240, 140)]]).verdict == predict.NOT_A_NUMBER   # a lone horizontal line
     assert model.read(SCRIBBLE).verdict == predict.NOT_A_NUMBER
