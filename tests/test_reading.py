@@ -159,6 +159,16 @@ def test_a_picture_of_touching_digits_is_cut(model):
     assert model.read(picture).number == '12'
 
 
+def test_bits_of_digits_a_seam_cut_off_are_not_one_digit_together(model):
+    """A dev number of the benchmark (seed 1) whose 2 overlaps its 7: seams leave the 2's tail and the 7's
+    corner as two low pieces (marks), which together would read as a 5."""
+    label, digit_strokes = evaluate.compose_numbers(evaluate.load_drawn()['dev'], 100, seed=1, ink=20)[452]
+    picture = evaluate.number_canvas([stroke for strokes in digit_strokes for stroke in strokes], 20)
+    units = segment.image_units(preprocess.open_image(picture))
+    assert label == '327327' and units.marks[2:4] == [True, True]
+    assert model.read(picture).number == label
+
+
 @pytest.mark.parametrize('step', [80, 70])  # as in test_touching_and_overlapping_digits, with the app's brush
 @pytest.mark.parametrize('number', ['35', '47', '1111', '4545'])
 def test_a_picture_of_touching_and_overlapping_digits(model, number, step):
