@@ -93,8 +93,10 @@ def read_image_file(path):
 
 def array_image(source):
     array = np.asarray(source)
-    if array.ndim != 2:
-        raise ValueError(f'expected a 2-D grayscale array, got shape {array.shape}')
+    if array.ndim != 2 or not array.size:
+        got = f'an array of shape {array.shape}' if isinstance(source, np.ndarray) else type(source).__name__
+        raise ValueError(f'expected a picture: a file path, a PIL image or a 2-D grayscale array of pixels, '
+                         f'got {got}')
     if array.dtype != np.uint8:
         array = filled(array.astype(np.float64))
         if array.max(initial=0) <= 1:
@@ -266,13 +268,35 @@ def draw_strokes(strokes, brush=BRUSH[2], size=CANVAS):
     return image
 
 
+def stroke_points(strokes):
+    """Each stroke's points as an (n, 2) float array, or a ValueError that says which stroke or point is not
+    what a drawing holds: a list of strokes, each a list of (x, y) points of finite numbers."""
+    arrays = []
+    for i, stroke in enumerate(strokes):
+        try:
+            points = np.asarray(stroke, dtype=np.float64)
+        except (TypeError, ValueError):
+            points = None
+        if points is None or points.size and (points.ndim != 2 or points.shape[1] != 2):
+            raise ValueError(f'stroke {i} is not a list of (x, y) points: {str(stroke)[:60]}. A drawing is a '
+                             f'list of strokes, each a list of (x, y) pairs of numbers')
+        points = points.reshape(-1, 2)
+        finite = np.isfinite(points).all(1)
+        if not finite.all():
+            k = int(np.argmin(finite))
+            raise ValueError(f'stroke {i}, point {k}: {tuple(points[k].tolist())} is not two finite numbers (x, y)')
+        arrays.append(points)
+    return arrays
+
+
 def strokes_to_mnist(strokes, width=STROKE_WIDTH):
     """A drawing as MNIST would have it, whatever brush it was drawn with: its points (canvas pixels)
     scaled so that the ink fits MNIST's 20x20 box, redrawn `width` pixels of 28 wide (about MNIST's own
     stroke), anti-aliased, and placed by centre of mass as `to_mnist` does. So a small digit drawn with
     a thick brush keeps the holes its brushed image has filled in.
-    Raises TooSmallError when the points span less than MIN_DRAWING canvas pixels (a click, a dot)."""
-    points = np.array([point for stroke in strokes for point in stroke], dtype=np.float64).reshape(-1, 2)
+    Raises TooSmallError when the points span less than MIN_DRAWING canvas pixels (a click, a dot), and
+    ValueError (`stroke_points`) when they are not (x, y) pairs of finite numbers."""
+    points = np.concatenate([np.zeros((0, 2)), *stroke_points(strokes)])
     span = np.ptp(points, 0).max() if len(points) else 0
     if span < MIN_DRAWING:
         raise TooSmallError(f'the drawing is {span:.0f} px across: too small to read. Draw the digit bigger '

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from preprocess import MIN_DRAWING, TooSmallError, cropped, grayscale, light_on_dark, strokes_to_mnist, to_mnist
+from preprocess import (MIN_DRAWING, TooSmallError, cropped, grayscale, light_on_dark, stroke_points, strokes_to_mnist,
+                        to_mnist)
 
 MAX_STROKES = 3      # a digit is at most 3 strokes (the drawn digits: 463 in one, 136 in two, 1 in three),
 MAX_PIECES = 4       # or 4 pieces of ink in a picture, whose seams may part a digit's ink as well
@@ -120,9 +121,11 @@ def is_mark(box, whole):
 def stroke_units(strokes):
     """The candidate digits of a drawing (strokes of (x, y) points, any scale): runs of consecutive
     strokes, each drawn by preprocess.strokes_to_mnist at its own scale. Raises TooSmallError when the
-    whole drawing spans less than preprocess.MIN_DRAWING pixels, as strokes_to_mnist does."""
-    kept = [i for i, stroke in enumerate(strokes) if len(stroke)]
-    strokes = [list(strokes[i]) for i in kept]
+    whole drawing spans less than preprocess.MIN_DRAWING pixels, as strokes_to_mnist does, and ValueError
+    when a stroke is not a list of (x, y) points (preprocess.stroke_points)."""
+    points = stroke_points(strokes)
+    kept = [i for i, stroke in enumerate(points) if len(stroke)]
+    strokes = [points[i] for i in kept]
     if not strokes:
         raise TooSmallError('nothing is drawn: draw a digit or a number')
     boxes = [stroke_box(stroke) for stroke in strokes]
