@@ -45,11 +45,11 @@ def normalize(images):
 # ---------------------------------------------------------------- pictures (files, photos, arrays)
 
 def open_image(source):
-    """A PIL image from a PIL image, a file path, or a 2-D array (uint8 0..255, or floats 0..1),
-    ready for `grayscale`: upright as its EXIF orientation says, at most LARGEST_SIDE pixels on
-    a side (shrunk before any work on the pixels; JPEGs already while decoding), and 16-bit or
-    float images (modes I;16, I, F) scaled by their own range to 8 bits, which Pillow's
-    convert('L') would instead clip at 255. Raises FileNotFoundError or ValueError naming the file."""
+    """A PIL image from a PIL image, a file path, or an array (uint8 0..255, or floats 0..1; grayscale, or
+    RGB or RGBA along a last axis of 3 or 4), ready for `grayscale`: upright as its EXIF orientation says,
+    at most LARGEST_SIDE pixels on a side (shrunk before any work on the pixels; JPEGs already while
+    decoding), and 16-bit or float images (modes I;16, I, F) scaled by their own range to 8 bits, which
+    Pillow's convert('L') would instead clip at 255. Raises FileNotFoundError or ValueError naming the file."""
     if isinstance(source, (str, Path)):
         image = read_image_file(Path(source))
     elif isinstance(source, Image.Image):
@@ -93,10 +93,11 @@ def read_image_file(path):
 
 def array_image(source):
     array = np.asarray(source)
-    if array.ndim != 2 or not array.size:
+    colour = array.ndim == 3 and array.shape[2] in (3, 4)   # RGB or RGBA, as image libraries load a photo
+    if not (array.ndim == 2 or colour) or not array.size:
         got = f'an array of shape {array.shape}' if isinstance(source, np.ndarray) else type(source).__name__
-        raise ValueError(f'expected a picture: a file path, a PIL image or a 2-D grayscale array of pixels, '
-                         f'got {got}')
+        raise ValueError(f'expected a picture: a file path, a PIL image or an array of pixels (height x width, '
+                         f'or height x width x 3 or 4 for colour), got {got}')
     if array.dtype != np.uint8:
         array = filled(array.astype(np.float64))
         if array.max(initial=0) <= 1:

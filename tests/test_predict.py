@@ -106,6 +106,10 @@ def test_transparent_background_and_arrays():
     assert np.array_equal(to_mnist(black_ink), expected)
     floats = np.asarray(draw([SEVEN]), dtype=np.float32) / 255
     assert np.array_equal(to_mnist(floats), expected)
+    assert np.array_equal(to_mnist(np.asarray(black_ink)), expected)   # RGBA, as image libraries load it
+    paper = np.asarray(draw([SEVEN]), dtype=np.float64)[..., None] / 255
+    blue_ink = paper * 255 + (1 - paper) * np.array([20, 40, 160])   # on white paper: RGB floats 0..255
+    assert np.abs(to_mnist(blue_ink).astype(int) - expected).max() <= 2
 
 
 @pytest.mark.parametrize('image', [

@@ -130,8 +130,9 @@ def test_nothing_or_a_dot_is_too_small(model):
     ([[(0, 0), (float('nan'), 50), (10, 100)]], r'^stroke 0, point 1: \(nan, 50.0\) is not two finite numbers'),
     ([[(0, 0), (0, 100)], [(0, 0, 1), (10, 100, 1)]], r'^stroke 1 is not a list of \(x, y\) points'),
     ([[1, 2, 3]], r'^stroke 0 is not a list of \(x, y\) points'),
-    (np.zeros((0, 0)), r'2-D grayscale array of pixels, got an array of shape \(0, 0\)$'),
-    (None, r'2-D grayscale array of pixels, got NoneType$'),
+    (np.zeros((0, 0)), r'an array of pixels .*, got an array of shape \(0, 0\)$'),
+    (np.zeros((5, 5, 2)), r'an array of pixels .*, got an array of shape \(5, 5, 2\)$'),
+    (None, r'an array of pixels .*, got NoneType$'),
 ])
 def test_what_is_neither_strokes_nor_a_picture_is_named(model, drawing, message):
     with pytest.raises(ValueError, match=message):
