@@ -90,7 +90,8 @@ def stroke_box(stroke):
 def runs(boxes, render, most):
     """Every run of at most `most` consecutive units narrower than MAX_WIDTH times the writing's height,
     each unit at most APART from the ink before it (each single unit always), made into a model input by
-    render(start, end) unless the run is a mark (`is_mark`: an 8 of two small loops is two marks, not one)."""
+    render(start, end) unless the run's ink is a mark (`is_mark`), as two marks together may not be: an 8 of
+    two small loops."""
     whole = union(boxes)
     height = max(whole[3] - whole[1], 1)
     candidates = []
