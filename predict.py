@@ -58,10 +58,18 @@ SPLIT_GAIN = 4.0         # a picture's group read unsure gives way to two halves
                          # when they score this much more: two digits that overlap. Dev pictures (seeds 0-2, 1,500
                          # numbers): read right 90.7% -> 92.5%, the same from 2 to 4; 91.6% at 0 (unsure digits
                          # halved too), 91.0% at 6; trying groups read sure as well reads the same, with more to read
-GROUPING_T = {'strokes': 0.003, 'picture': 0.03}  # a grouping's posterior is softmax(score / T) over all
+GROUPING_T = {'strokes': 0.003, 'picture': 0.3}  # a grouping's posterior is softmax(score / T) over all
                          # groupings: T with the lowest negative log-likelihood of "the number is right" (tried
-                         # 1 to 0.0003 for strokes, 3 to 0.01 for pictures). The digits' calibrated
-                         # probabilities carry most of the doubt
+                         # 1 to 0.0003 for strokes, 3 to 0.01 for pictures: dev pictures 0.140 at 0.3, 0.148 at
+                         # 0.03; strokes 0.097 throughout). The digits' calibrated probabilities carry most of
+                         # the doubt
+ENERGY_COST = 1.0        # per unit of energy a group has above a typical digit's, the checkpoint's energy limit less
+TYPICAL_DEPTH = 2.4      # this (shipped CNN: -4.0, above 73% of the dev digits'): beside its confidence in which
+                         # digit a group is, the model's own measure of how much it looks like a digit at all, which
+                         # two neighbours squeezed into one group ("16" read as a 6 at 0.97) do less than each alone.
+                         # Dev strokes (seeds 0-1, 5,000 numbers): miscounts 20 -> 14 (13-19 for costs 0.75 to 1.5 and
+                         # typical energies -4.4 to -3.5; 51 at a cost of 3, 0s split as "01"); dev pictures (seeds
+                         # 0-2): read right 92.5% -> 92.9%. A checkpoint without a calibration has no such cost
 MARK_COST = 2.0          # per mark (a decimal point, a minus sign: see segment.py) left out of every digit; the
                          # drawn digits hold no marks to choose it on: it makes a mark join a digit's group when
                          # that reads as well as the digit alone
@@ -132,7 +140,7 @@ class DigitClassifier:
         readable = [c for c in units.candidates if c.model_input is not None]
         predictions = dict(zip(map(id, readable), self.classify([c.model_input for c in readable]) if readable else []))
         scored = [(c, predictions.get(id(c))) for c in units.candidates]
-        chosen, posterior = best_grouping(scored, units.marks, GROUPING_T[kind], units.continues)
+        chosen, posterior = best_grouping(scored, units.marks, GROUPING_T[kind], units.continues, self.typical_energy)
         if units.split:
             chosen = self.split_unsure(chosen, units.split, segment.union(units.boxes))
         digits = [prediction for _, prediction in chosen]
@@ -155,10 +163,10 @@ class DigitClassifier:
         predictions = iter(self.classify([half.model_input for half in halves]) if halves else [])
         better = {}
         for k, pairs in tries:
-            best = group_score(*chosen[k], height) + SPLIT_GAIN
+            best = group_score(*chosen[k], height, self.typical_energy) + SPLIT_GAIN
             for pair in pairs:
                 read = [(half, next(predictions)) for half in pair]
-                score = sum(group_score(half, p, height) for half, p in read)
+                score = sum(group_score(half, p, height, self.typical_energy) for half, p in read)
                 if score > best:
                     best, better[k] = score, read
         return [group for k, chosen_group in enumerate(chosen) for group in better.get(k, [chosen_group])]
@@ -179,6 +187,11 @@ class DigitClassifier:
             predictions.append(Prediction(int(digit), float(top), p.tolist(), m, int(runner_up), energy,
                                           verdict(float(top), not_a_digit)))
         return predictions
+
+    @property
+    def typical_energy(self):
+        """The energy of a typical digit to this model (ENERGY_COST); infinite without a calibration."""
+        return self.energy_limit - TYPICAL_DEPTH
 
     def describe(self):
         return (f'{self.checkpoint.name} (epoch {self.epoch}, val acc {self.val_accuracy:.2%}, '
@@ -232,12 +245,13 @@ def side_by_side(model_input):
     return aspect > MAX_ASPECT or aspect > SPLIT_ASPECT and len(cols) < cols[-1] - cols[0] + 1
 
 
-def group_score(candidate, prediction, height):
+def group_score(candidate, prediction, height, typical_energy):
     """How well a candidate reads as one digit of writing `height` high: its log-probability, less
-    NOT_A_DIGIT_COST if the model judges it not a digit, WIDE_COST per unit of width over height above 1, up
-    to 2 (few digits are wider than high: two side by side are), SHORT_COST per unit of `height` a piece cut
-    from a picture's ink falls short of SHORT (a piece of a digit), and STROKE_COST and APART_COST for what
-    segment.Candidate notes (a third stroke; ink side by side); None for what cannot be a digit alone (a mark)."""
+    NOT_A_DIGIT_COST if the model judges it not a digit, ENERGY_COST per unit of its energy above the model's
+    `typical_energy`, WIDE_COST per unit of width over height above 1, up to 2 (few digits are wider than
+    high: two side by side are), SHORT_COST per unit of `height` a piece cut from a picture's ink falls short
+    of SHORT (a piece of a digit), and STROKE_COST and APART_COST for what segment.Candidate notes (a third
+    stroke; ink side by side); None for what cannot be a digit alone (a mark)."""
     if prediction is None:
         return None
     box = candidate.box
@@ -245,7 +259,8 @@ def group_score(candidate, prediction, height):
     short = max(0.0, SHORT - (box[3] - box[1]) / max(height, 1e-9)) if candidate.cut else 0.0
     return (math.log(max(prediction.confidence, 1e-12)) - WIDE_COST * min(max(0.0, aspect - 1), 1)
             - SHORT_COST * short - APART_COST * candidate.apart
-            - STROKE_COST * candidate.extra_strokes - NOT_A_DIGIT_COST * (prediction.verdict == NOT_A_DIGIT))
+            - STROKE_COST * candidate.extra_strokes - NOT_A_DIGIT_COST * (prediction.verdict == NOT_A_DIGIT)
+            - ENERGY_COST * max(0.0, prediction.energy - typical_energy))
 
 
 def within(before, box):
@@ -256,16 +271,16 @@ def within(before, box):
     return before[0] - slack <= box[0] and box[2] <= before[2] + slack
 
 
-def best_grouping(scored, marks, temperature, continues):
+def best_grouping(scored, marks, temperature, continues, typical_energy):
     """The best way to cover units 0..n-1 by candidates (segment.Candidate, Prediction or None) in order,
-    each scored by `group_score`, less WITHIN_COST when it lies `within` the group before it and RESUME_COST
+    each scored by `group_score` (with the model's `typical_energy`), less WITHIN_COST when it lies `within` the group before it and RESUME_COST
     when its first unit i `continues[i]` the one before (a pen lifted within a stroke); unit i may be
     left out at MARK_COST if `marks[i]` (or if no candidate can read it alone): dynamic programming over
     (units covered, last group). Returns the chosen [(candidate, prediction)] and its posterior,
     exp(score / temperature) over the sum of that over every grouping."""
     n = len(marks)
     whole = segment.union([c.box for c, _ in scored])
-    scores = [group_score(c, p, whole[3] - whole[1]) for c, p in scored]
+    scores = [group_score(c, p, whole[3] - whole[1], typical_energy) for c, p in scored]
     alone = {c.start for (c, _), s in zip(scored, scores) if s is not None and c.end == c.start + 1}
     starting = [[k for k, ((c, _), s) in enumerate(zip(scored, scores)) if c.start == i and s is not None]
                 for i in range(n)]

@@ -1,5 +1,6 @@
 """predict.DigitClassifier.read: numbers written stroke by stroke (or pictured) are grouped into digits by
 how well the model reads each group (segment.py finds the candidates)."""
+import dataclasses
 import math
 
 import numpy as np
@@ -112,6 +113,18 @@ def test_an_8_of_two_small_loops_after_a_tall_1_is_read(model):
     assert segment.stroke_units(one + eight).marks == [False, True, True]
     reading = model.read(one + eight)
     assert reading.number == '18' and reading.groups == [[0], [1, 2]]
+
+
+@pytest.mark.parametrize('index, number, squeezed', [(1650, '16789', '6789'), (1977, '78107', '7867')])
+def test_two_digits_squeezed_into_one_group_cost_their_energy(model, index, number, squeezed, monkeypatch):
+    """Dev numbers of the finer benchmark (seed 0) whose "16" and "10" the model reads as one confident 6:
+    such a group looks less like a digit to it (its energy) than each digit alone (predict.ENERGY_COST)."""
+    label, digit_strokes = evaluate.compose_numbers(evaluate.load_drawn()['dev'], 500, seed=0)[index]
+    strokes = [stroke for strokes in digit_strokes for stroke in strokes]
+    assert label == number and model.read(strokes).number == number
+    assert dataclasses.replace(model, energy_limit=math.inf).read(strokes).number == squeezed  # uncalibrated: no cost
+    monkeypatch.setattr(predict, 'ENERGY_COST', 0.0)
+    assert model.read(strokes).number == squeezed
 
 
 def test_what_is_not_a_number(model):
