@@ -273,11 +273,11 @@ def within(before, box):
 
 def best_grouping(scored, marks, temperature, continues, typical_energy):
     """The best way to cover units 0..n-1 by candidates (segment.Candidate, Prediction or None) in order,
-    each scored by `group_score` (with the model's `typical_energy`), less WITHIN_COST when it lies `within` the group before it and RESUME_COST
-    when its first unit i `continues[i]` the one before (a pen lifted within a stroke); unit i may be
-    left out at MARK_COST if `marks[i]` (or if no candidate can read it alone): dynamic programming over
-    (units covered, last group). Returns the chosen [(candidate, prediction)] and its posterior,
-    exp(score / temperature) over the sum of that over every grouping."""
+    each scored by `group_score` (with the model's `typical_energy`), less WITHIN_COST when it lies `within`
+    the group before it and RESUME_COST when its first unit i `continues[i]` the one before (a pen lifted
+    within a stroke); unit i may be left out at MARK_COST if `marks[i]` (or if no candidate can read it
+    alone): dynamic programming over (units covered, last group). Returns the chosen [(candidate,
+    prediction)] and its posterior, exp(score / temperature) over the sum of that over every grouping."""
     n = len(marks)
     whole = segment.union([c.box for c, _ in scored])
     scores = [group_score(c, p, whole[3] - whole[1], typical_energy) for c, p in scored]
