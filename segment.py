@@ -90,8 +90,8 @@ def stroke_box(stroke):
 def runs(boxes, render, most):
     """Every run of at most `most` consecutive units narrower than MAX_WIDTH times the writing's height,
     each unit at most APART from the ink before it (each single unit always), made into a model input by
-    render(start, end) unless the run's ink is a mark (`is_mark`), as two marks together may not be: an 8 of
-    two small loops."""
+    render(start, end) (None: not a digit alone) unless the run's ink is a mark (`is_mark`), as two marks
+    together may not be: an 8 of two small loops."""
     whole = union(boxes)
     height = max(whole[3] - whole[1], 1)
     candidates = []
@@ -276,17 +276,20 @@ def image_units(image):
             keep[top - y0:bottom - y0, left - x0:right - x0] |= piece
         return light[y0:y1, x0:x1], keep, (x0, y0)
 
-    def render(start, end):
+    def severed(start, end):   # whether a seam cut the run's ink from ink outside it
+        return any((start <= i < end) != (start <= j < end) for i, j in cut)
+
+    def render(start, end):   # marks a seam cut from other ink are bits of digits, not two loops of an 8 (dev
+        if severed(start, end) and all(marks[start:end]):   # pictures, seeds 0-2: 1 of 1,500 misread): no input
+            return None
         return to_mnist(image) if end - start == len(units) else prepared(*run_ink(start, end)[:2])
 
     whole = union(boxes)
     marks = [is_mark(box, whole) for box in boxes]
     candidates = runs(boxes, render, MAX_PIECES)
     for c in candidates:
-        c.cut = any((c.start <= i < c.end) != (c.start <= j < c.end) for i, j in cut)
+        c.cut = severed(c.start, c.end)
         c.apart = has_gap([box[0::2] for box in boxes[c.start:c.end]])
-        if c.cut and all(marks[c.start:c.end]):   # marks a seam cut from other ink are bits of digits, not two
-            c.model_input = None                    # loops of an 8 (dev pictures, seeds 0-2: 1 of 1,500 misread)
     split = lambda start, end: straight_splits(*run_ink(start, end), whole[3] - whole[1], start, end)
     return Units(boxes, marks, candidates, [[i] for i in range(len(units))], [False] * len(units), split)
 
